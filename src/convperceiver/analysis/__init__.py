@@ -1,0 +1,1 @@
+"""Reports on models and runs: summaries, benchmarks, ablation tables and plots."""

@@ -1,0 +1,1 @@
+"""Video decoding, clip sampling, datasets and transforms."""

@@ -1,0 +1,62 @@
+import pytest
+
+from convperceiver.config import Config, load_config, save_config
+from convperceiver.errors import ConfigError
+
+
+def test_defaults_yaml_and_overrides_merge_in_order(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  cnn_blocks: 6\n  self_blocks: 3\noptim:\n  lr: 0.01\n")
+    config = load_config(path, ["model.self_blocks=2", "data.resize=[64,80]"])
+    assert isinstance(config, Config)
+    assert config.model.cnn_blocks == 6
+    assert config.model.self_blocks == 2
+    assert config.optim.lr == 0.01
+    assert config.data.resize == [64, 80]
+    assert config.model.num_latents == 256
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model.foo=1", r"'model.foo'.*valid keys: arch, cnn_blocks"),
+        ("nosection.x=1", r"'nosection'.*valid keys: model, data, eval, optim, trainer, run"),
+        ("model.cnn_blocks=abc", r"'model.cnn_blocks'.*could not be converted"),
+        ("model.cnn_blocks=9", r"model.cnn_blocks=9 must be in 1..8"),
+        ("model.cnn_blocks=0", r"model.cnn_blocks=0 must be in 1..8"),
+        ("model.arch=vit", r"model.arch='vit' is not one of: hybrid, baseline"),
+        ("optim.scheduler=poly", r"is not one of: cosine, step, none"),
+        ("trainer.precision=64", r"is not one of: 32, bf16-mixed, 16-mixed"),
+        ("data.split=4", r"data.split=4 must be 1, 2 or 3"),
+        ("cnn_blocks", r"not of the form key=value"),
+    ],
+)
+def test_bad_config_is_one_clear_line(override, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(None, [override])
+    assert "\n" not in str(error.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"config file not found: .*missing\.yaml"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_unknown_key_in_yaml_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  latent_dims: 128\n")
+    with pytest.raises(ConfigError, match="latent_dims"):
+        load_config(path)
+
+
+def test_broken_yaml_names_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"cannot read config .*c\.yaml"):
+        load_config(path)
+
+
+def test_saved_config_loads_back_identically(tmp_path):
+    config = load_config(None, ["model.cnn_blocks=5", "optim.lr=0.003", "data.mean=[0.5,0.5,0.5]"])
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
