@@ -56,7 +56,7 @@ class DataConfig:
     crop_size: int = 112
     mean: list[float] = field(default_factory=lambda: list(KINETICS_MEAN))
     std: list[float] = field(default_factory=lambda: list(KINETICS_STD))
-    horizontal_flip: bool = True  # never for direction-labelled classes (the synthetic set)
+    horizontal_flip: bool = False  # never for direction-labelled classes (the synthetic set)
     val_protocol: str = "holdout"  # holdout: grouped by source from train | test: the test split
     val_fraction: float = 0.15
     batch_size: int = 8
@@ -152,15 +152,21 @@ def _section_keys(error: ConfigKeyError) -> str:
     return "; valid keys: " + ", ".join(f.name for f in dataclasses.fields(node))
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Merge the defaults, an optional YAML file and `key=value` overrides into a checked Config."""
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    base: dict[str, Any] | None = None,
+) -> Config:
+    """Merge the defaults, `base` (a saved config), a YAML file and `key=value` overrides."""
     if path is not None and not Path(path).is_file():
         raise ConfigError(f"config file not found: {path}")
     for override in overrides:
         if "=" not in override:
             raise ConfigError(f"override {override!r} is not of the form key=value")
     try:
-        layers = [OmegaConf.load(path)] if path is not None else []
+        layers = [OmegaConf.create(base)] if base is not None else []
+        layers += [OmegaConf.load(path)] if path is not None else []
         merged = OmegaConf.merge(
             OmegaConf.structured(Config), *layers, OmegaConf.from_dotlist(list(overrides))
         )
@@ -211,6 +217,11 @@ def validate(config: Config) -> None:
     _require(0 < data.val_fraction < 1, f"data.val_fraction={data.val_fraction} must be in (0, 1)")
     _require(data.batch_size >= 1, f"data.batch_size={data.batch_size} must be >= 1")
     _require(optim.lr > 0, f"optim.lr={optim.lr} must be > 0")
+    _require(
+        not (data.dataset == "synthetic" and data.horizontal_flip),
+        "data.horizontal_flip=true on the synthetic set would turn moving_left into moving_right:"
+        " its classes are told apart by direction; set data.horizontal_flip=false",
+    )
 
 
 def save_config(config: Config, path: str | Path) -> None:

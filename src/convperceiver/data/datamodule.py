@@ -1,10 +1,57 @@
-"""Datasets and loaders built from the `data` and `eval` config sections."""
+"""Datasets and loaders built from the `data` and `eval` config sections.
+
+Layouts are those of `layouts.dataset_subsets`. Validation is the layout's own val part
+where it has one; otherwise the test split (`val_protocol: test`, the seed's protocol) or
+training videos held out grouped by source, so no film or group straddles the line
+(`val_protocol: holdout`, the default). A layout with no test part holds one out the same way.
+"""
 
 from __future__ import annotations
 
-from convperceiver.config import DataConfig
+import logging
+from dataclasses import dataclass
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader
+
+from convperceiver.config import DataConfig, EvalConfig
+from convperceiver.data.datasets import ClipDataset, VideoRecord, holdout_split
+from convperceiver.data.layouts import dataset_subsets
+from convperceiver.data.transforms import eval_transform, train_transform
+
+log = logging.getLogger(__name__)
 
 KNOWN_CLASS_COUNTS = {"hmdb51": 51, "ucf101": 101}
+TEST_FRACTION = 0.2  # held out as test from a layout that has no test part
+
+
+@dataclass
+class Splits:
+    train: list[VideoRecord]
+    val: list[VideoRecord]
+    test: list[VideoRecord]
+    class_names: list[str]
+    val_source: str  # where the validation videos come from, for logs and reports
+
+
+def build_splits(data: DataConfig, *, seed: int) -> Splits:
+    """Train, validation and test records for a config, following its protocol."""
+    subsets, class_names = dataset_subsets(data.dataset, data.root, data.annotations, data.split)
+    if "all" in subsets:
+        train, test = holdout_split(subsets["all"], fraction=TEST_FRACTION, seed=seed)
+        log.info("%s has no test part: %d videos held out as test", data.root, len(test))
+    else:
+        train, test = subsets["train"], subsets["test"]
+    if "val" in subsets:
+        val = subsets["val"]
+        return Splits(train, val, test, class_names, f"the dataset's own val part ({len(val)})")
+    if data.val_protocol == "test":
+        source = "the test split (the seed's protocol: model selection on test videos)"
+        return Splits(train, test, test, class_names, source)
+    train, val = holdout_split(train, fraction=data.val_fraction, seed=seed)
+    source = f"{len(val)} training videos held out, grouped by source"
+    return Splits(train, val, test, class_names, source)
 
 
 def dataset_num_classes(data: DataConfig) -> int:
@@ -13,8 +60,118 @@ def dataset_num_classes(data: DataConfig) -> int:
         return data.synth_classes
     if data.dataset in KNOWN_CLASS_COUNTS:
         return KNOWN_CLASS_COUNTS[data.dataset]
-    from convperceiver.data.datasets import folder_records, list_records
+    return len(dataset_subsets(data.dataset, data.root, data.annotations, data.split)[1])
 
-    if data.dataset == "folder":
-        return len(folder_records(data.root)[1])
-    return len(list_records(data.annotations, data.root)[1])
+
+def ensure_synthetic(data: DataConfig) -> None:
+    """Generate the synthetic set into `data.root` unless it is already there."""
+    if data.dataset != "synthetic":
+        return
+    from convperceiver.data.synthetic import generate_synthetic
+
+    generate_synthetic(
+        data.root,
+        classes=data.synth_classes,
+        videos_per_class=data.synth_videos_per_class,
+        frames=data.synth_frames,
+        size=data.synth_size,
+        seed=data.synth_seed,
+    )
+
+
+class VideoDataModule(pl.LightningDataModule):
+    """Random training clips, and every clip of every validation and test video."""
+
+    def __init__(self, data: DataConfig, evaluation: EvalConfig, *, seed: int = 0) -> None:
+        super().__init__()
+        self.data = data
+        self.evaluation = evaluation
+        self.seed = seed
+        self.splits: Splits | None = None
+
+    def prepare_data(self) -> None:
+        ensure_synthetic(self.data)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is not None:
+            return
+        self.splits = build_splits(self.data, seed=self.seed)
+        log.info(
+            "%s: %d classes, %d train / %d val / %d test videos; validation on %s",
+            self.data.dataset,
+            len(self.splits.class_names),
+            len(self.splits.train),
+            len(self.splits.val),
+            len(self.splits.test),
+            self.splits.val_source,
+        )
+
+    @property
+    def class_names(self) -> list[str]:
+        self.setup()
+        return self.splits.class_names
+
+    def _size(self) -> tuple[int, int]:
+        return tuple(self.data.resize)
+
+    def train_dataset(self) -> ClipDataset:
+        data = self.data
+        transform = train_transform(
+            crop_size=data.crop_size,
+            mean=data.mean,
+            std=data.std,
+            horizontal_flip=data.horizontal_flip,
+        )
+        return ClipDataset(
+            self.splits.train,
+            mode="train",
+            num_frames=data.num_frames,
+            clip_duration=data.clip_duration,
+            size=self._size(),
+            transform=transform,
+            seed=self.seed,
+            class_names=self.splits.class_names,
+        )
+
+    def eval_dataset(self, records: list[VideoRecord]) -> ClipDataset:
+        data, evaluation = self.data, self.evaluation
+        transform = eval_transform(
+            crop_size=data.crop_size,
+            mean=data.mean,
+            std=data.std,
+            three_crop=evaluation.three_crop,
+        )
+        return ClipDataset(
+            records,
+            mode="eval",
+            num_frames=evaluation.num_frames or data.num_frames,
+            clip_duration=evaluation.clip_duration or data.clip_duration,
+            size=self._size(),
+            transform=transform,
+            num_clips=evaluation.num_clips,
+            max_clips=evaluation.max_clips,
+            three_crop=evaluation.three_crop,
+            seed=self.seed,
+            class_names=self.splits.class_names,
+        )
+
+    def _loader(self, dataset: ClipDataset, *, shuffle: bool) -> DataLoader:
+        workers = self.data.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.data.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=workers > 0,
+            drop_last=shuffle and len(dataset) > self.data.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset(), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.eval_dataset(self.splits.val), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.eval_dataset(self.splits.test), shuffle=False)
