@@ -47,6 +47,117 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_metrics(title: str, metrics: dict[str, float], folder: Path) -> None:
+    print(title)
+    for name, value in metrics.items():
+        print(f"  {name:<20} {value:.4f}" if value % 1 else f"  {name:<20} {int(value)}")
+    print(f"run folder: {folder}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from convperceiver.engine.train import train
+
+    result = train(_config(args))
+    if result.metrics:
+        _print_metrics("test (best checkpoint, video level):", result.metrics, result.run_dir)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from convperceiver.engine.train import evaluate
+
+    result = evaluate(
+        args.checkpoint, args.overrides, config_path=args.config, out=args.out, split=args.split
+    )
+    if result.metrics:
+        if args.json:
+            _print_json({"metrics": result.metrics, "folder": str(result.run_dir)})
+        else:
+            _print_metrics(f"{args.split} (video level):", result.metrics, result.run_dir)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from convperceiver.engine.predict import VideoPredictor
+    from convperceiver.engine.train import model_from_checkpoint
+
+    model, config, class_names = model_from_checkpoint(args.checkpoint, args.set)
+    predictor = VideoPredictor(model, config, class_names)
+    predictions = [predictor.predict(video, topk=args.topk) for video in args.videos]
+    if args.json:
+        _print_json([p.to_dict() for p in predictions])
+    for prediction in predictions:
+        if prediction.error:
+            print(f"{prediction.path}: error: {prediction.error}", file=sys.stderr)
+        elif not args.json:
+            top = ", ".join(
+                f"{label} {p:.3f}"
+                for label, p in zip(prediction.labels, prediction.probabilities, strict=True)
+            )
+            print(f"{prediction.path}: {top}")
+    return 0 if any(not p.error for p in predictions) else 1
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from convperceiver.data.synthetic import generate_synthetic
+
+    root = generate_synthetic(
+        args.out,
+        classes=args.classes,
+        videos_per_class=args.videos_per_class,
+        frames=args.frames,
+        size=args.size,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    print(f"synthetic set: {root}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from convperceiver.data.check import check_dataset
+
+    report = check_dataset(
+        args.dataset, args.root, args.annotations, args.split, args.clip_duration
+    )
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.format_text())
+    return 0 if report.usable else 1
+
+
+def _add_data_commands(commands: argparse._SubParsersAction) -> None:
+    data = commands.add_parser("data", help="generate, check or cache datasets")
+    actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+    synth = actions.add_parser("synth", help="write the synthetic action set (HMDB51 layout)")
+    synth.add_argument("--out", type=Path, required=True, help="dataset folder to create")
+    synth.add_argument("--classes", type=int, default=10, help="an even number (pairs)")
+    synth.add_argument("--videos-per-class", type=int, default=40)
+    synth.add_argument("--frames", type=int, default=48, help="frames per video")
+    synth.add_argument("--size", type=int, default=64, help="frame height and width (pixels)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--workers", type=int, default=2, help="processes")
+    synth.set_defaults(handler=cmd_data_synth)
+
+    check = actions.add_parser("check", help="open every video of a dataset and report problems")
+    check.add_argument(
+        "--dataset", required=True, choices=["hmdb51", "ucf101", "folder", "list", "synthetic"]
+    )
+    check.add_argument("--root", type=Path, required=True)
+    check.add_argument(
+        "--annotations",
+        type=Path,
+        default=None,
+        help="split files (hmdb51, ucf101) or list files (list)",
+    )
+    check.add_argument("--split", type=int, default=1, choices=[1, 2, 3])
+    check.add_argument("--clip-duration", type=float, default=2.0, help="seconds")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(handler=cmd_data_check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convperceiver",
@@ -59,15 +170,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(summary)
     summary.add_argument("--json", action="store_true", help="print one JSON object")
     summary.set_defaults(handler=cmd_summary)
+
+    train = commands.add_parser("train", help="train, then test the best checkpoint")
+    _add_config_arguments(train)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="test a checkpoint at video level")
+    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    _add_config_arguments(evaluate)
+    evaluate.add_argument("--split", choices=["test", "val"], default="test")
+    evaluate.add_argument("--out", type=Path, default=None, help="folder for the reports")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="top-k classes of video files")
+    predict.add_argument("--checkpoint", type=Path, required=True)
+    predict.add_argument("videos", nargs="+", metavar="VIDEO")
+    predict.add_argument("--topk", type=int, default=5)
+    predict.add_argument("--json", action="store_true")
+    predict.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="key=value",
+        help="config override, e.g. --set eval.num_clips=4 (repeatable)",
+    )
+    predict.set_defaults(handler=cmd_predict)
+
+    _add_data_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # Our own loggers only: Lightning configures its own and would print every line twice.
+    handler_out = logging.StreamHandler()
+    handler_out.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    package_log = logging.getLogger("convperceiver")
+    package_log.handlers[:] = [handler_out]
+    package_log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

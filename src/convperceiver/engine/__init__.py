@@ -1,0 +1,1 @@
+"""Training and evaluation: the LightningModule, video-level metrics, runs and reports."""

@@ -1,0 +1,226 @@
+"""Training and evaluation runs: run folders, Lightning's Trainer, checkpoints, reports.
+
+A run folder holds `config.yaml` (the resolved config), `checkpoints/best.ckpt` and
+`last.ckpt`, CSV and TensorBoard logs, `test_metrics.json`, the confusion matrix and the
+curves. Checkpoints carry the config and class names, so `evaluate` and `predict` need
+nothing else; they are read with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from convperceiver.config import Config, load_config, save_config
+from convperceiver.data.datamodule import VideoDataModule
+from convperceiver.engine.module import CHECKPOINT_KEY, VideoClassifierModule
+from convperceiver.engine.reports import plot_curves, write_evaluation
+from convperceiver.errors import ConfigError, ConvPerceiverError
+from convperceiver.models import FreezableClassifier, build_model
+
+log = logging.getLogger(__name__)
+
+MONITOR = "val/video_top1"
+
+
+class CheckpointError(ConvPerceiverError):
+    """A checkpoint file is missing or was not written by convperceiver."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, float]
+    best_checkpoint: Path | None
+
+
+def variant_name(config: Config) -> str:
+    model = config.model
+    if model.arch == "baseline":
+        return "baseline"
+    name = f"k{model.cnn_blocks}"
+    if model.cross_blocks:
+        name += f"_cross{model.cross_blocks}"
+    if model.self_blocks:
+        name += f"_self{model.self_blocks * max(1, model.cross_blocks)}"
+    return name
+
+
+def resolve_run(config: Config) -> tuple[Path, Path | None]:
+    """The run folder and the checkpoint to resume from, if any."""
+    output = Path(config.run.output_dir)
+    resume = config.run.resume
+    if resume and resume != "last":
+        checkpoint = Path(resume)
+        if not checkpoint.is_file():
+            raise ConfigError(f"run.resume: checkpoint not found: {checkpoint}")
+        return checkpoint.parent.parent, checkpoint
+    if resume == "last":
+        candidates = (
+            [output / config.run.name]
+            if config.run.name
+            else sorted(
+                output.glob(f"{config.data.dataset}_{variant_name(config)}_*"),
+                key=lambda p: p.stat().st_mtime,
+            )
+        )
+        found = [d for d in candidates if (d / "checkpoints" / "last.ckpt").is_file()]
+        if not found:
+            where = candidates[0] if config.run.name else output
+            raise ConfigError(f"run.resume=last: no checkpoints/last.ckpt under {where}")
+        return found[-1], found[-1] / "checkpoints" / "last.ckpt"
+    name = config.run.name or (
+        f"{config.data.dataset}_{variant_name(config)}_{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    run_dir = output / name
+    if (run_dir / "checkpoints").exists():
+        raise ConfigError(
+            f"{run_dir} already holds a run: pass run.resume=last to continue it, "
+            "or choose another run.name"
+        )
+    return run_dir, None
+
+
+def _trainer(config: Config, run_dir: Path | None, **kwargs: Any) -> pl.Trainer:
+    trainer = config.trainer
+    devices: Any = trainer.devices
+    if devices != "auto" and "," not in devices:
+        devices = int(devices)
+    return pl.Trainer(
+        accelerator=trainer.accelerator,
+        devices=devices,
+        num_nodes=trainer.num_nodes,
+        strategy=trainer.strategy,
+        precision=trainer.precision,
+        deterministic=trainer.deterministic,
+        enable_progress_bar=config.run.progress_bar,
+        default_root_dir=run_dir,
+        **kwargs,
+    )
+
+
+def train(config: Config) -> RunResult:
+    """Fit, keep the best and last checkpoints, then test the best one once."""
+    run_dir, resume_from = resolve_run(config)
+    pl.seed_everything(config.trainer.seed, workers=True, verbose=False)
+    datamodule = VideoDataModule(config.data, config.eval, seed=config.trainer.seed)
+    datamodule.prepare_data()
+    datamodule.setup()
+    model = build_model(config.model, num_classes=len(datamodule.class_names))
+    module = VideoClassifierModule(model=model, config=config, class_names=datamodule.class_names)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor=MONITOR,
+        mode="max",
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    # Lightning's save_last only follows an improvement of the monitor: resume needs every epoch.
+    last = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False
+    )
+    callbacks: list[pl.Callback] = [checkpoint, last, LearningRateMonitor(logging_interval="epoch")]
+    if config.trainer.early_stopping_patience:
+        callbacks.append(
+            EarlyStopping(
+                monitor=MONITOR, mode="max", patience=config.trainer.early_stopping_patience
+            )
+        )
+    trainer = _trainer(
+        config,
+        run_dir,
+        max_epochs=config.trainer.max_epochs,
+        accumulate_grad_batches=config.trainer.accumulate_grad_batches,
+        gradient_clip_val=config.trainer.gradient_clip_val or None,
+        log_every_n_steps=config.trainer.log_every_n_steps,
+        callbacks=callbacks,
+        logger=[CSVLogger(run_dir, name="csv"), TensorBoardLogger(run_dir, name="tensorboard")],
+    )
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    trainer.test(
+        module,
+        datamodule=datamodule,
+        ckpt_path=str(best) if best else None,
+        weights_only=True,
+        verbose=False,
+    )
+    metrics: dict[str, float] = {}
+    if trainer.is_global_zero:
+        metrics = write_evaluation(module.last_result["test"], datamodule.class_names, run_dir)
+        plot_curves(run_dir / "csv", run_dir / "curves.png")
+    return RunResult(run_dir=run_dir, metrics=metrics, best_checkpoint=best)
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(saved config dict and class names, model state_dict) from a convperceiver checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+    if not isinstance(state, dict) or CHECKPOINT_KEY not in state:
+        raise CheckpointError(f"{path} is not a convperceiver checkpoint (no config inside)")
+    model_state = {key.removeprefix("model."): value for key, value in state["state_dict"].items()}
+    return state[CHECKPOINT_KEY], model_state
+
+
+def model_from_checkpoint(
+    path: str | Path, overrides: list[str] | None = None, config_path: str | Path | None = None
+) -> tuple[FreezableClassifier, Config, list[str]]:
+    """The trained model, its config (with overrides applied) and its class names."""
+    saved, model_state = load_checkpoint(path)
+    config = load_config(config_path, overrides or [], base=saved["config"])
+    class_names = saved["class_names"]
+    model_config = dataclasses.replace(config.model, weights="none")
+    model = build_model(model_config, num_classes=len(class_names))
+    model.load_state_dict(model_state)
+    return model.eval(), config, class_names
+
+
+def evaluate(
+    checkpoint: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    config_path: str | Path | None = None,
+    out: Path | None = None,
+    split: str = "test",
+) -> RunResult:
+    """Evaluate a checkpoint on its test (or validation) videos, as at the end of training."""
+    model, config, class_names = model_from_checkpoint(checkpoint, overrides, config_path)
+    datamodule = VideoDataModule(config.data, config.eval, seed=config.trainer.seed)
+    datamodule.prepare_data()
+    datamodule.setup()
+    if datamodule.class_names != class_names:
+        raise ConfigError(
+            f"the dataset's {len(datamodule.class_names)} classes differ from the checkpoint's "
+            f"{len(class_names)}"
+        )
+    module = VideoClassifierModule(model=model, config=config, class_names=class_names)
+    trainer = _trainer(config, None, logger=False)
+    loader = datamodule.val_dataloader() if split == "val" else datamodule.test_dataloader()
+    trainer.test(module, dataloaders=loader, verbose=False)
+    folder = (
+        out
+        or Path(checkpoint).resolve().parent.parent / f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    metrics: dict[str, float] = {}
+    if trainer.is_global_zero:
+        metrics = write_evaluation(module.last_result["test"], class_names, folder, stage=split)
+        save_config(config, folder / "config.yaml")
+    return RunResult(run_dir=folder, metrics=metrics, best_checkpoint=Path(checkpoint))

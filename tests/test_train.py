@@ -1,0 +1,230 @@
+"""End-to-end runs on a tiny synthetic set: train, checkpoints, resume, evaluate, predict, DDP."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from convperceiver.cli import main
+from convperceiver.config import load_config
+from convperceiver.data.datamodule import ensure_synthetic
+from convperceiver.engine.train import evaluate, load_checkpoint, train
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+
+
+def tiny_overrides(root: Path, output: Path, name: str, *extra: str) -> list[str]:
+    return [
+        f"data.root={root}",
+        "data.synth_classes=4",
+        "data.synth_videos_per_class=6",
+        "data.synth_frames=16",
+        "data.synth_size=32",
+        "data.num_frames=4",
+        "data.clip_duration=0.5",
+        "data.resize=[32,32]",
+        "data.crop_size=28",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "data.val_fraction=0.3",
+        "model.weights=none",
+        "model.cnn_blocks=2",
+        "model.num_latents=8",
+        "model.latent_dim=32",
+        "model.self_heads=2",
+        "model.self_head_dim=16",
+        "model.cross_head_dim=16",
+        "optim.lr=3e-3",
+        "trainer.max_epochs=3",
+        "eval.num_clips=2",
+        f"run.output_dir={output}",
+        f"run.name={name}",
+        "run.progress_bar=false",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic") / "set"
+    config = load_config(None, tiny_overrides(root, root.parent, "unused"))
+    ensure_synthetic(config.data)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_run(synthetic_root, tmp_path_factory):
+    output = tmp_path_factory.mktemp("runs")
+    config = load_config(None, tiny_overrides(synthetic_root, output, "run"))
+    return train(config)
+
+
+def epoch_rows(run_dir: Path) -> list[dict]:
+    rows = []
+    for path in sorted(run_dir.glob("csv/*/metrics.csv")):
+        with open(path, newline="") as handle:
+            rows += [row for row in csv.DictReader(handle) if row.get("train/loss_epoch")]
+    return rows
+
+
+def test_training_leaves_checkpoints_logs_config_and_reports(trained_run):
+    run_dir = trained_run.run_dir
+    for name in (
+        "config.yaml",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "test_metrics.json",
+        "test_confusion_matrix.csv",
+        "test_confusion_matrix.png",
+        "curves.png",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert list(run_dir.glob("tensorboard/*/events.out.tfevents.*"))
+    saved = load_config(run_dir / "config.yaml")
+    assert saved.model.cnn_blocks == 2 and saved.trainer.max_epochs == 3
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    assert metrics == trained_run.metrics
+    assert metrics["num_videos"] == 4 * 2  # 2 test videos per class in the tiny set
+
+
+def test_training_loss_falls(trained_run):
+    losses = [float(row["train/loss_epoch"]) for row in epoch_rows(trained_run.run_dir)]
+    assert len(losses) == 3
+    assert losses[-1] < losses[0]
+
+
+def test_checkpoint_carries_config_and_class_names(trained_run):
+    saved, state = load_checkpoint(trained_run.run_dir / "checkpoints" / "best.ckpt")
+    assert saved["class_names"] == sorted(saved["class_names"]) and len(saved["class_names"]) == 4
+    assert "latents" in state and not any(key.startswith("model.") for key in state)
+
+
+def test_evaluate_reproduces_the_end_of_training_metrics(trained_run, tmp_path):
+    result = evaluate(trained_run.best_checkpoint, ["run.progress_bar=false"], out=tmp_path)
+    for key, value in trained_run.metrics.items():
+        assert result.metrics[key] == pytest.approx(value, abs=1e-6), key
+    assert (tmp_path / "test_metrics.json").is_file()
+
+
+def test_same_seed_same_metrics(synthetic_root, trained_run, tmp_path):
+    config = load_config(None, tiny_overrides(synthetic_root, tmp_path, "again"))
+    again = train(config)
+    assert again.metrics == trained_run.metrics
+    first = [row["train/loss_epoch"] for row in epoch_rows(trained_run.run_dir)]
+    assert [row["train/loss_epoch"] for row in epoch_rows(again.run_dir)] == first
+
+
+def test_a_fixed_run_name_is_never_overwritten(synthetic_root, trained_run):
+    overrides = tiny_overrides(synthetic_root, trained_run.run_dir.parent, "run")
+    assert main(["train", *overrides]) == 2
+
+
+def test_predict_real_clips_and_a_broken_file(trained_run, tmp_path, capsys):
+    videos = sorted(SHARED_VIDEOS.glob("*.mp4"))[:2] if SHARED_VIDEOS.is_dir() else []
+    if not videos:
+        videos = sorted((trained_run.run_dir.parents[1]).glob("**/videos/*/*.avi"))[:2]
+    broken = tmp_path / "broken.avi"
+    broken.write_text("not a video")
+    code = main(
+        [
+            "predict",
+            "--checkpoint",
+            str(trained_run.best_checkpoint),
+            "--json",
+            "--topk",
+            "3",
+            *map(str, videos),
+            str(broken),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0
+    predictions = json.loads(out)
+    assert [p["path"] for p in predictions] == [*map(str, videos), str(broken)]
+    for prediction in predictions[:-1]:
+        probabilities = [top["probability"] for top in prediction["top"]]
+        assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert 0 < sum(probabilities) <= 1 + 1e-6
+    assert "error" in predictions[-1] and "broken.avi" in err
+
+
+def test_predict_exits_1_when_nothing_could_be_read(trained_run, tmp_path, capsys):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    assert main(["predict", "--checkpoint", str(trained_run.best_checkpoint), str(empty)]) == 1
+    assert "empty.mp4" in capsys.readouterr().err
+
+
+def test_evaluate_errors_are_one_line(tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "none.ckpt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    not_ours = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}}, not_ours)
+    assert main(["evaluate", "--checkpoint", str(not_ours)]) == 2
+    assert "not a convperceiver checkpoint" in capsys.readouterr().err
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "convperceiver.cli", *args]
+
+
+def test_killed_run_resumes_where_it_stopped(synthetic_root, tmp_path):
+    overrides = tiny_overrides(synthetic_root, tmp_path, "killed", "trainer.max_epochs=40")
+    process = subprocess.Popen(
+        cli("train", *overrides), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    interrupted = torch.load(last, weights_only=True)  # never half-written
+    epoch, step = interrupted["epoch"], interrupted["global_step"]
+    assert 0 <= epoch < 39
+    steps_per_epoch = step // (epoch + 1)
+
+    resumed = load_config(None, [*overrides, "run.resume=last", f"trainer.max_epochs={epoch + 2}"])
+    result = train(resumed)
+    final = torch.load(result.run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["epoch"] == epoch + 1
+    assert final["global_step"] == step + steps_per_epoch
+    optimizer_steps = final["optimizer_states"][0]["state"][0]["step"]
+    assert int(optimizer_steps) == step + steps_per_epoch
+
+
+def test_ddp_evaluation_counts_every_video_once(trained_run, tmp_path):
+    """2 gloo processes on 8 test videos x 2 clips with batch 3: shards are padded."""
+    checkpoint = str(trained_run.best_checkpoint)
+    outputs = {}
+    for devices in (1, 2):
+        out = tmp_path / f"devices{devices}"
+        completed = subprocess.run(
+            cli(
+                "evaluate",
+                "--checkpoint",
+                checkpoint,
+                "--out",
+                str(out),
+                "--json",
+                "trainer.accelerator=cpu",
+                f"trainer.devices={devices}",
+                "trainer.strategy=" + ("ddp" if devices == 2 else "auto"),
+                "data.batch_size=3",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        outputs[devices] = json.loads((out / "test_metrics.json").read_text())
+    assert outputs[2]["num_videos"] == outputs[1]["num_videos"] == 8
+    assert outputs[2] == pytest.approx(outputs[1], abs=1e-5)
