@@ -127,6 +127,18 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from convperceiver.analysis.ablation import load_suite, run_suite
+
+    suite = load_suite(args.suite, args.overrides)
+    print(
+        f"suite {suite.name}: {len(suite.variants)} variants x {len(suite.seeds)} seeds "
+        f"into {suite.output_dir}"
+    )
+    print(f"results: {run_suite(suite, report_dir=args.report)}")
+    return 0
+
+
 def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser("data", help="generate, check or cache datasets")
     actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -196,6 +208,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="config override, e.g. --set eval.num_clips=4 (repeatable)",
     )
     predict.set_defaults(handler=cmd_predict)
+
+    ablate = commands.add_parser("ablate", help="train, test and tabulate a suite of variants")
+    ablate.add_argument("--suite", type=Path, required=True, help="a suite YAML file")
+    ablate.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="also write results.md, results.csv and the figures here",
+    )
+    ablate.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides for every variant"
+    )
+    ablate.set_defaults(handler=cmd_ablate)
 
     _add_data_commands(commands)
     return parser

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from convperceiver.config import Config, load_config, save_config
 from convperceiver.data.datamodule import VideoDataModule
+from convperceiver.engine.callbacks import ClipThroughput
 from convperceiver.engine.module import CHECKPOINT_KEY, VideoClassifierModule
 from convperceiver.engine.reports import plot_curves, write_evaluation
 from convperceiver.errors import ConfigError, ConvPerceiverError
@@ -41,6 +42,7 @@ class RunResult:
     run_dir: Path
     metrics: dict[str, float]
     best_checkpoint: Path | None
+    throughput: dict[str, float] = field(default_factory=dict)  # train/test clips per second
 
 
 def variant_name(config: Config) -> str:
@@ -129,7 +131,13 @@ def train(config: Config) -> RunResult:
     last = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False
     )
-    callbacks: list[pl.Callback] = [checkpoint, last, LearningRateMonitor(logging_interval="epoch")]
+    throughput = ClipThroughput()
+    callbacks: list[pl.Callback] = [
+        checkpoint,
+        last,
+        throughput,
+        LearningRateMonitor(logging_interval="epoch"),
+    ]
     if config.trainer.early_stopping_patience:
         callbacks.append(
             EarlyStopping(
@@ -162,7 +170,7 @@ def train(config: Config) -> RunResult:
     if trainer.is_global_zero:
         metrics = write_evaluation(module.last_result["test"], datamodule.class_names, run_dir)
         plot_curves(run_dir / "csv", run_dir / "curves.png")
-    return RunResult(run_dir=run_dir, metrics=metrics, best_checkpoint=best)
+    return RunResult(run_dir, metrics, best, throughput.clips_per_second())
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:

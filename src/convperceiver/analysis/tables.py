@@ -1,0 +1,106 @@
+"""Ablation results as tables: results.csv (one row per run) and results.md (mean +- std)."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# The seed's columns first, then ours.
+COLUMNS = [
+    ("train_loss", "Train loss", "{:.4f}"),
+    ("val_loss", "Val loss", "{:.3f}"),
+    ("val_acc", "Val Acc", "{:.4f}"),
+    ("cnn_params", "CNN params", "params"),
+    ("attention_params", "Attention params", "params"),
+    ("test_top1", "Test top-1", "{:.4f}"),
+    ("test_top5", "Test top-5", "{:.4f}"),
+    ("gflops", "GFLOPs", "{:.2f}"),
+    ("train_clips_per_s", "Train clips/s", "{:.1f}"),
+    ("test_clips_per_s", "Infer clips/s", "{:.1f}"),
+    ("wall_s", "Wall time", "seconds"),
+]
+CSV_FIELDS = ["section", "variant", "seed", "best_epoch", *[key for key, _, _ in COLUMNS]]
+
+
+def write_csv(results: Sequence[dict[str, Any]], path: Path) -> None:
+    frames = sorted({int(f) for r in results for f in r.get("eval_frames", {})})
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*CSV_FIELDS, *(f"test_top1_at_{f}_frames" for f in frames)])
+        for r in results:
+            writer.writerow(
+                [r.get(k, "") for k in CSV_FIELDS]
+                + [r.get("eval_frames", {}).get(str(f), "") for f in frames]
+            )
+
+
+def _cell(values: list[float], style: str) -> str:
+    if not values:
+        return "-"
+    mean = statistics.fmean(values)
+    if style == "params":
+        return f"{mean / 1e6:.2f}M"
+    if style == "seconds":
+        return f"{mean:.0f} s" if mean < 120 else f"{mean / 60:.1f} min"
+    text = style.format(mean)
+    if len(values) > 1:
+        text += " ± " + style.format(statistics.stdev(values))
+    return text
+
+
+def group_by_variant(results: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Runs of the same variant together, in the order the suite ran them."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        grouped.setdefault(r["variant"], []).append(r)
+    return grouped
+
+
+def markdown(results: Sequence[dict[str, Any]], *, title: str, notes: str = "") -> str:
+    """One table per section, plus a test-time clip length table when the suite swept it."""
+    grouped = group_by_variant(results)
+    seeds = sorted({r["seed"] for r in results})
+    lines = [f"# {title}", ""]
+    if notes:
+        lines += [notes, ""]
+    lines += [f"Seeds: {', '.join(map(str, seeds))}; cells are the mean ± std over seeds.", ""]
+    for section in dict.fromkeys(r["section"] for r in results):
+        lines += [
+            f"## {section}" if section else "## Results",
+            "",
+            "| Architecture | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
+            "|---" * (len(COLUMNS) + 1) + "|",
+        ]
+        for name, runs in grouped.items():
+            if runs[0]["section"] != section:
+                continue
+            cells = [
+                _cell([r[k] for r in runs if r.get(k) is not None], style)
+                for k, _, style in COLUMNS
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    frames = sorted({int(f) for r in results for f in r.get("eval_frames", {})})
+    if frames:
+        lines += [
+            "## Test-time clip length",
+            "",
+            "Test video top-1 of each best checkpoint, re-tested with longer or shorter "
+            "clips at the training frame rate.",
+            "",
+            "| Architecture | " + " | ".join(f"{f} frames" for f in frames) + " |",
+            "|---" * (len(frames) + 1) + "|",
+        ]
+        for name, runs in grouped.items():
+            cells = [
+                _cell(
+                    [r["eval_frames"][str(f)] for r in runs if str(f) in r["eval_frames"]], "{:.4f}"
+                )
+                for f in frames
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

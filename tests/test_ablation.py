@@ -1,0 +1,107 @@
+import csv
+from pathlib import Path
+
+import pytest
+from test_train import tiny_overrides
+
+from convperceiver.analysis import ablation
+from convperceiver.cli import main
+from convperceiver.errors import ConfigError
+
+
+def write_suite(folder: Path, root: Path, *, variant_override: str = "model.self_blocks=0") -> Path:
+    overrides = [o for o in tiny_overrides(root, folder, "x") if not o.startswith("run.")]
+    overrides = [o for o in overrides if not o.startswith("trainer.max_epochs")]
+    suite = folder / "suite.yaml"
+    lines = [
+        "name: tiny suite",
+        "notes: two variants on a tiny synthetic set",
+        f"output_dir: {folder / 'out'}",
+        "seeds: [0]",
+        "eval_frames: [2, 8]",
+        "overrides:",
+        *[f"  - {o}" for o in [*overrides, "trainer.max_epochs=1", "run.progress_bar=false"]],
+        "sections:",
+        "  - title: Cross and self attention",
+        "    variants:",
+        "      - name: cross_self",
+        "        overrides: [model.self_blocks=1]",
+        "      - name: cross_only",
+        f"        overrides: [{variant_override}]",
+    ]
+    suite.write_text("\n".join(lines) + "\n")
+    return suite
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    from convperceiver.config import load_config
+    from convperceiver.data.datamodule import ensure_synthetic
+
+    root = tmp_path_factory.mktemp("suite-data") / "set"
+    ensure_synthetic(load_config(None, tiny_overrides(root, root.parent, "unused")).data)
+    return root
+
+
+def test_suite_runs_tabulates_plots_and_resumes(tmp_path, synthetic_root, monkeypatch):
+    suite_file = write_suite(tmp_path, synthetic_root)
+    calls = []
+    real_train = ablation.train
+    monkeypatch.setattr(
+        ablation, "train", lambda config: calls.append(config) or real_train(config)
+    )
+
+    assert main(["ablate", "--suite", str(suite_file), "--report", str(tmp_path / "report")]) == 0
+    assert len(calls) == 2
+    out = tmp_path / "out"
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["variant"] for row in rows] == ["cross_self", "cross_only"]
+    for row in rows:
+        for key in (
+            "train_loss",
+            "val_loss",
+            "val_acc",
+            "test_top1",
+            "cnn_params",
+            "attention_params",
+            "gflops",
+            "train_clips_per_s",
+            "test_clips_per_s",
+            "wall_s",
+            "test_top1_at_2_frames",
+            "test_top1_at_8_frames",
+        ):
+            assert row[key] != "", key
+    assert float(rows[0]["attention_params"]) > float(rows[1]["attention_params"])
+    table = (out / "results.md").read_text()
+    assert "## Cross and self attention" in table and "## Test-time clip length" in table
+    assert table.index("| Train loss | Val loss | Val Acc | CNN params | Attention params") > 0
+    for name in ("results.md", "results.csv", "cross_and_self_attention.png", "eval_frames.png"):
+        assert (out / name).is_file() and (tmp_path / "report" / name).is_file(), name
+
+    assert main(["ablate", "--suite", str(suite_file)]) == 0
+    assert len(calls) == 2  # everything finished: nothing runs again
+
+    (out / "cross_only" / "seed0" / "result.json").unlink()
+    assert main(["ablate", "--suite", str(suite_file)]) == 0
+    assert len(calls) == 3 and calls[-1].run.resume == "last"
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [("model.self_blockz=0", "'model.self_blockz'"), ("model.cnn_blocks=11", "must be in 1..8")],
+)
+def test_bad_variant_fails_before_any_training(tmp_path, override, message, monkeypatch, capsys):
+    suite_file = write_suite(tmp_path, tmp_path / "never", variant_override=override)
+    monkeypatch.setattr(ablation, "train", lambda config: pytest.fail("trained"))
+    assert main(["ablate", "--suite", str(suite_file)]) == 2
+    err = capsys.readouterr().err
+    assert "cross_only" in err and message in err
+
+
+def test_unknown_suite_key_is_refused(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nseed: [0]\nsections:\n  - title: t\n    variants: [{name: a}]\n")
+    with pytest.raises(ConfigError, match="unknown key 'seed'"):
+        ablation.load_suite(suite)
