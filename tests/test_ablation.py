@@ -28,6 +28,10 @@ def write_suite(folder: Path, root: Path, *, variant_override: str = "model.self
         "        overrides: [model.self_blocks=1]",
         "      - name: cross_only",
         f"        overrides: [{variant_override}]",
+        "  - title: Attention depth",
+        "    variants:",
+        "      - name: cross_self",
+        "        overrides: [model.self_blocks=1]",
     ]
     suite.write_text("\n".join(lines) + "\n")
     return suite
@@ -76,8 +80,11 @@ def test_suite_runs_tabulates_plots_and_resumes(tmp_path, synthetic_root, monkey
     assert float(rows[0]["attention_params"]) > float(rows[1]["attention_params"])
     table = (out / "results.md").read_text()
     assert "## Cross and self attention" in table and "## Test-time clip length" in table
+    depth = table[table.index("## Attention depth") :]
+    assert "| cross_self |" in depth and "| cross_only |" not in depth.split("## Test")[0]
     assert table.index("| Train loss | Val loss | Val Acc | CNN params | Attention params") > 0
-    for name in ("results.md", "results.csv", "cross_and_self_attention.png", "eval_frames.png"):
+    figures = ("cross_and_self_attention.png", "attention_depth.png", "eval_frames.png")
+    for name in ("results.md", "results.csv", *figures):
         assert (out / name).is_file() and (tmp_path / "report" / name).is_file(), name
 
     assert main(["ablate", "--suite", str(suite_file)]) == 0
@@ -104,4 +111,15 @@ def test_unknown_suite_key_is_refused(tmp_path):
     suite = tmp_path / "s.yaml"
     suite.write_text("name: s\nseed: [0]\nsections:\n  - title: t\n    variants: [{name: a}]\n")
     with pytest.raises(ConfigError, match="unknown key 'seed'"):
+        ablation.load_suite(suite)
+
+
+def test_a_repeated_name_must_mean_the_same_variant(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\nsections:\n"
+        "  - title: a\n    variants: [{name: v, overrides: [model.self_blocks=1]}]\n"
+        "  - title: b\n    variants: [{name: v, overrides: [model.self_blocks=2]}]\n"
+    )
+    with pytest.raises(ConfigError, match="used again for another config"):
         ablation.load_suite(suite)

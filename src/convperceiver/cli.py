@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from convperceiver.config import Config, load_config
-from convperceiver.errors import ConvPerceiverError
+from convperceiver.errors import ConfigError, ConvPerceiverError
 
 EXIT_USAGE = 2
 
@@ -98,6 +98,41 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if any(not p.error for p in predictions) else 1
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from convperceiver.analysis.explain import explain_video
+    from convperceiver.engine.train import model_from_checkpoint
+
+    model, config, class_names = model_from_checkpoint(args.checkpoint)
+    result = explain_video(
+        model,
+        config,
+        class_names,
+        args.video,
+        out=args.out,
+        class_name=args.class_name,
+        latents=args.latents,
+    )
+    top = ", ".join(f"{label} {p:.3f}" for label, p in result.top)
+    explained = f" for {result.class_name}" if result.class_name else ""
+    print(f"{args.video}: {result.method}{explained}; top-5 of the clip: {top}")
+    for path in result.paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from convperceiver.analysis.export import SUFFIXES, export_model
+    from convperceiver.engine.train import model_from_checkpoint
+
+    overrides = [] if args.frames is None else [f"eval.num_frames={args.frames}"]
+    model, config, _ = model_from_checkpoint(args.checkpoint, overrides)
+    out = args.out or args.checkpoint.with_suffix(SUFFIXES[args.format])
+    result = export_model(model, config, fmt=args.format, out=out, video=args.video)
+    print(f"wrote {result.path}")
+    print(f"parity vs PyTorch (2 clips): max abs diff {result.max_abs_diff:.3g}")
+    return 0
+
+
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from convperceiver.data.synthetic import generate_synthetic
 
@@ -139,6 +174,32 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_cache(args: argparse.Namespace) -> int:
+    from convperceiver.data.cache import write_cache
+    from convperceiver.data.datamodule import ensure_synthetic
+    from convperceiver.data.layouts import dataset_subsets, video_root
+
+    data = _config(args).data
+    out = args.out or data.cache
+    if not out:
+        raise ConfigError("data cache: give --out DIR or set data.cache")
+    ensure_synthetic(data)
+    subsets, _ = dataset_subsets(data.dataset, data.root, data.annotations, data.split)
+    records = list({r.path: r for records in subsets.values() for r in records}.values())
+    report = write_cache(
+        records,
+        root=video_root(data.dataset, data.root),
+        cache=out,
+        size=tuple(data.resize),
+        workers=args.workers,
+    )
+    print(
+        f"cache {out}: {report.written} written, {report.present} already there, "
+        f"{len(report.skipped)} skipped; train with data.cache={out}"
+    )
+    return 0
+
+
 def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser("data", help="generate, check or cache datasets")
     actions = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -152,6 +213,14 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=2, help="processes")
     synth.set_defaults(handler=cmd_data_synth)
+
+    cache = actions.add_parser(
+        "cache", help="re-encode a config's dataset at the training size for fast decoding"
+    )
+    _add_config_arguments(cache)
+    cache.add_argument("--out", default="", help="cache folder (default: data.cache)")
+    cache.add_argument("--workers", type=int, default=2, help="processes")
+    cache.set_defaults(handler=cmd_data_cache)
 
     check = actions.add_parser("check", help="open every video of a dataset and report problems")
     check.add_argument(
@@ -208,6 +277,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="config override, e.g. --set eval.num_clips=4 (repeatable)",
     )
     predict.set_defaults(handler=cmd_predict)
+
+    explain = commands.add_parser(
+        "explain", help="attention or Grad-CAM heat maps on the middle clip of a video"
+    )
+    explain.add_argument("--checkpoint", type=Path, required=True)
+    explain.add_argument("video", type=Path, metavar="VIDEO")
+    explain.add_argument(
+        "--out", type=Path, default=Path("explain"), help="folder for the GIF and the PNG"
+    )
+    explain.add_argument(
+        "--class",
+        dest="class_name",
+        default=None,
+        metavar="NAME",
+        help="the class Grad-CAM explains (default: the predicted one)",
+    )
+    explain.add_argument(
+        "--latents",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also draw the K most peaked latents one by one (cross-attention only)",
+    )
+    explain.set_defaults(handler=cmd_explain)
+
+    export = commands.add_parser(
+        "export", help="an ONNX or TorchScript file, checked against PyTorch"
+    )
+    export.add_argument("--checkpoint", type=Path, required=True)
+    export.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    export.add_argument(
+        "--out", type=Path, default=None, help="file to write (default: beside the checkpoint)"
+    )
+    export.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        metavar="T",
+        help="frames per clip the file takes (default: the checkpoint's evaluation clip)",
+    )
+    export.add_argument(
+        "--video",
+        type=Path,
+        default=None,
+        help="run the parity check on this video's middle clip (default: a synthetic clip)",
+    )
+    export.set_defaults(handler=cmd_export)
 
     ablate = commands.add_parser("ablate", help="train, test and tabulate a suite of variants")
     ablate.add_argument("--suite", type=Path, required=True, help="a suite YAML file")

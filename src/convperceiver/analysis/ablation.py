@@ -49,7 +49,6 @@ RESULT_FILE = "result.json"
 @dataclass
 class Variant:
     name: str
-    section: str
     config: Path | None = None
     overrides: list[str] = field(default_factory=list)
 
@@ -63,6 +62,7 @@ class Suite:
     overrides: list[str]
     eval_frames: list[int]
     variants: list[Variant]
+    sections: dict[str, list[str]]  # title -> variant names; a variant may sit in several
     notes: str = ""  # printed under the title of results.md: protocol, data, budget
 
     def resolve(self, variant: Variant, seed: int) -> Config:
@@ -118,22 +118,23 @@ def load_suite(path: str | Path, extra_overrides: list[str] | None = None) -> Su
     def relative(value: str | None) -> Path | None:
         return None if value is None else here / value
 
-    variants = []
+    variants: dict[str, Variant] = {}
+    sections: dict[str, list[str]] = {}
     for section in raw["sections"]:
         _keys(section, {"title", "variants"}, f"suite {path} section")
+        names = sections.setdefault(str(section.get("title", "")), [])
         for entry in section.get("variants") or []:
-            _keys(entry, VARIANT_KEYS, f"suite {path} variant {entry.get('name')!r}")
-            variants.append(
-                Variant(
-                    name=str(entry["name"]),
-                    section=str(section.get("title", "")),
-                    config=relative(entry.get("config")),
-                    overrides=list(entry.get("overrides", [])),
-                )
+            where = f"suite {path} variant {entry.get('name')!r}"
+            _keys(entry, VARIANT_KEYS, where)
+            variant = Variant(
+                name=str(entry["name"]),
+                config=relative(entry.get("config")),
+                overrides=list(entry.get("overrides", [])),
             )
-    names = [v.name for v in variants]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"suite {path}: variant names repeat; each needs its own name")
+            # The seed's tables repeat rows: the same name is one run, shown in each table.
+            if variants.setdefault(variant.name, variant) != variant:
+                raise ConfigError(f"{where}: the name is used again for another config")
+            names.append(variant.name)
     suite = Suite(
         name=str(raw.get("name", path.stem)),
         base=relative(raw.get("base")),
@@ -141,7 +142,8 @@ def load_suite(path: str | Path, extra_overrides: list[str] | None = None) -> Su
         seeds=[int(s) for s in raw.get("seeds", [0])],
         overrides=[*raw.get("overrides", []), *(extra_overrides or [])],
         eval_frames=[int(f) for f in raw.get("eval_frames", [])],
-        variants=variants,
+        variants=list(variants.values()),
+        sections=sections,
         notes=str(raw.get("notes", "")).strip(),
     )
     for variant in suite.variants:
@@ -184,7 +186,6 @@ def run_variant(suite: Suite, variant: Variant, seed: int) -> dict[str, Any]:
     summary = summarize(config, num_classes=dataset_num_classes(config.data))
     result: dict[str, Any] = {
         "variant": variant.name,
-        "section": variant.section,
         "seed": seed,
         **_best_epoch_losses(outcome.run_dir),
         "test_top1": outcome.metrics.get("video_top1"),
@@ -225,6 +226,7 @@ def run_suite(suite: Suite, *, report_dir: Path | None = None) -> Path:
     for folder in filter(None, (suite.output_dir, report_dir)):
         folder.mkdir(parents=True, exist_ok=True)
         write_csv(results, folder / "results.csv")
-        (folder / "results.md").write_text(markdown(results, title=suite.name, notes=suite.notes))
-        plot_suite(results, folder)
+        table = markdown(results, suite.sections, title=suite.name, notes=suite.notes)
+        (folder / "results.md").write_text(table)
+        plot_suite(results, suite.sections, folder)
     return (report_dir or suite.output_dir) / "results.md"

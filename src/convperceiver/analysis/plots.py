@@ -90,12 +90,14 @@ def plot_eval_frames(runs_by_variant: dict[str, list[dict[str, Any]]], path: Pat
     return drawn
 
 
-def plot_suite(results: Sequence[dict[str, Any]], folder: Path) -> list[Path]:
+def plot_suite(
+    results: Sequence[dict[str, Any]], sections: dict[str, list[str]], folder: Path
+) -> list[Path]:
     """One figure per section, plus the clip-length sweep; returns the files written."""
     grouped = group_by_variant(results)
     written = []
-    for section in dict.fromkeys(r["section"] for r in results):
-        in_section = {n: runs for n, runs in grouped.items() if runs[0]["section"] == section}
+    for section, names in sections.items():
+        in_section = {name: grouped[name] for name in names if name in grouped}
         path = folder / f"{_slug(section)}.png"
         plot_section(in_section, section, path)
         written.append(path)

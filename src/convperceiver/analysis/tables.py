@@ -22,7 +22,7 @@ COLUMNS = [
     ("test_clips_per_s", "Infer clips/s", "{:.1f}"),
     ("wall_s", "Wall time", "seconds"),
 ]
-CSV_FIELDS = ["section", "variant", "seed", "best_epoch", *[key for key, _, _ in COLUMNS]]
+CSV_FIELDS = ["variant", "seed", "best_epoch", *[key for key, _, _ in COLUMNS]]
 
 
 def write_csv(results: Sequence[dict[str, Any]], path: Path) -> None:
@@ -59,7 +59,13 @@ def group_by_variant(results: Sequence[dict[str, Any]]) -> dict[str, list[dict[s
     return grouped
 
 
-def markdown(results: Sequence[dict[str, Any]], *, title: str, notes: str = "") -> str:
+def markdown(
+    results: Sequence[dict[str, Any]],
+    sections: dict[str, list[str]],
+    *,
+    title: str,
+    notes: str = "",
+) -> str:
     """One table per section, plus a test-time clip length table when the suite swept it."""
     grouped = group_by_variant(results)
     seeds = sorted({r["seed"] for r in results})
@@ -67,16 +73,15 @@ def markdown(results: Sequence[dict[str, Any]], *, title: str, notes: str = "") 
     if notes:
         lines += [notes, ""]
     lines += [f"Seeds: {', '.join(map(str, seeds))}; cells are the mean ± std over seeds.", ""]
-    for section in dict.fromkeys(r["section"] for r in results):
+    for section, names in sections.items():
         lines += [
             f"## {section}" if section else "## Results",
             "",
             "| Architecture | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
             "|---" * (len(COLUMNS) + 1) + "|",
         ]
-        for name, runs in grouped.items():
-            if runs[0]["section"] != section:
-                continue
+        for name in names:
+            runs = grouped.get(name, [])
             cells = [
                 _cell([r[k] for r in runs if r.get(k) is not None], style)
                 for k, _, style in COLUMNS

@@ -9,15 +9,16 @@ training videos held out grouped by source, so no film or group straddles the li
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
 from convperceiver.config import DataConfig, EvalConfig
+from convperceiver.data.cache import read_through_cache
 from convperceiver.data.datasets import ClipDataset, VideoRecord, holdout_split
-from convperceiver.data.layouts import dataset_subsets
+from convperceiver.data.layouts import dataset_subsets, video_root
 from convperceiver.data.transforms import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ class VideoDataModule(pl.LightningDataModule):
         if self.splits is not None:
             return
         self.splits = build_splits(self.data, seed=self.seed)
+        if self.data.cache:
+            self.splits = self._through_cache(self.splits)
         log.info(
             "%s: %d classes, %d train / %d val / %d test videos; validation on %s",
             self.data.dataset,
@@ -104,6 +107,19 @@ class VideoDataModule(pl.LightningDataModule):
             len(self.splits.val),
             len(self.splits.test),
             self.splits.val_source,
+        )
+
+    def _through_cache(self, splits: Splits) -> Splits:
+        def read(records: list[VideoRecord]) -> list[VideoRecord]:
+            return read_through_cache(
+                records,
+                root=video_root(self.data.dataset, self.data.root),
+                cache=self.data.cache,
+                size=self._size(),
+            )
+
+        return replace(
+            splits, train=read(splits.train), val=read(splits.val), test=read(splits.test)
         )
 
     @property

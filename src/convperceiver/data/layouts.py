@@ -29,6 +29,11 @@ OFFICIAL_ANNOTATIONS = {"hmdb51": "testTrainMulti_7030_splits", "ucf101": "ucfTr
 SUBSETS = ("train", "val", "test")  # the parts a folder or list dataset may have
 
 
+def video_root(kind: str, root: str | Path) -> Path:
+    """The folder every video path of a dataset is relative to."""
+    return Path(root) / "videos" if kind == "synthetic" else Path(root)
+
+
 def _official_annotations(kind: str, root: Path, annotations: str | Path) -> Path:
     if annotations:
         return Path(annotations)
@@ -53,7 +58,7 @@ def dataset_subsets(
     """
     root = Path(root)
     if kind == "synthetic":
-        kind, root, annotations = "hmdb51", root / "videos", root / "splits"
+        kind, root, annotations = "hmdb51", video_root(kind, root), root / "splits"
     if kind in OFFICIAL_ANNOTATIONS:
         read = hmdb51_records if kind == "hmdb51" else ucf101_records
         folder = _official_annotations(kind, root, annotations)
