@@ -58,3 +58,67 @@ def test_user_errors_are_one_line_and_exit_code_2(capsys, argv, message):
     assert code == 2
     assert err.count("\n") == 1 and message in err
     assert "Traceback" not in err
+
+
+def test_data_synth_then_check_on_the_synthetic_set(tmp_path, capsys):
+    root = tmp_path / "set"
+    code, out, _ = run(
+        capsys,
+        "data",
+        "synth",
+        "--out",
+        str(root),
+        "--classes",
+        "4",
+        "--videos-per-class",
+        "3",
+        "--frames",
+        "16",
+        "--size",
+        "32",
+        "--workers",
+        "1",
+    )
+    assert code == 0 and str(root) in out
+    code, out, _ = run(
+        capsys,
+        "data",
+        "check",
+        "--dataset",
+        "synthetic",
+        "--root",
+        str(root),
+        "--clip-duration",
+        "0.5",
+        "--json",
+    )
+    report = json.loads(out)
+    assert code == 0 and report["problems"] == []
+    broken = sorted((root / "videos").glob("*/*.avi"))[0]
+    broken.write_bytes(b"")
+    code, out, _ = run(
+        capsys,
+        "data",
+        "check",
+        "--dataset",
+        "synthetic",
+        "--root",
+        str(root),
+        "--clip-duration",
+        "0.5",
+        "--json",
+    )
+    problems = json.loads(out)["problems"]
+    assert code == 1 and [p["path"] for p in problems] == [str(broken)]
+
+
+def test_missing_dataset_is_one_line_naming_the_path(tmp_path, capsys):
+    code, _, err = run(
+        capsys,
+        "train",
+        "data.dataset=hmdb51",
+        f"data.root={tmp_path / 'hmdb'}",
+        "model.weights=none",
+    )
+    assert code == 2 and err.count("\n") == 1
+    assert str(tmp_path) in err and "hmdb51_org.rar" in err
