@@ -47,6 +47,30 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from convperceiver.analysis.benchmark import format_benchmark, run_benchmark
+
+    result = run_benchmark(
+        _config(args),
+        batch_size=args.batch_size,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        device=args.device,
+        compile=args.compile,
+        baseline=not args.no_baseline,
+        stock=not args.no_stock,
+        amp=args.amp,
+        train_amp=args.train_amp,
+        channels_last=args.memory_format == "channels_last",
+        threads=args.threads,
+    )
+    if args.json:
+        _print_json(result)
+    else:
+        print(format_benchmark(result))
+    return 0
+
+
 def _print_metrics(title: str, metrics: dict[str, float], folder: Path) -> None:
     print(title)
     for name, value in metrics.items():
@@ -117,6 +141,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"{args.video}: {result.method}{explained}; top-5 of the clip: {top}")
     for path in result.paths:
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from convperceiver.demo import build_demo, launch_demo
+    from convperceiver.engine.train import model_from_checkpoint
+
+    model, config, class_names = model_from_checkpoint(args.checkpoint)
+    demo = build_demo(model, config, class_names, examples=args.examples)
+    url = launch_demo(demo, host=args.host, port=args.port)
+    print(f"demo running at {url} (Ctrl+C to stop)", flush=True)
+    demo.block_thread()
     return 0
 
 
@@ -252,6 +288,38 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--json", action="store_true", help="print one JSON object")
     summary.set_defaults(handler=cmd_summary)
 
+    benchmark = commands.add_parser(
+        "benchmark", help="clips/s, latency, memory and GFLOP/s, stock and ours, vs the baseline"
+    )
+    _add_config_arguments(benchmark)
+    benchmark.add_argument(
+        "--batch-size", type=int, default=None, help="clips per batch (default: 8 CPU, 32 CUDA)"
+    )
+    benchmark.add_argument("--repeats", type=int, default=5, help="timed runs; median quoted")
+    benchmark.add_argument("--warmup", type=int, default=2, help="untimed runs first (>= 1)")
+    benchmark.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    benchmark.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    benchmark.add_argument("--compile", action="store_true", help="torch.compile our runs")
+    benchmark.add_argument(
+        "--amp",
+        choices=["auto", "bf16", "off"],
+        default="auto",
+        help="bf16 autocast for our inference (auto: where the device has native bf16)",
+    )
+    benchmark.add_argument("--train-amp", action="store_true", help="bf16 autocast in training")
+    benchmark.add_argument(
+        "--memory-format",
+        choices=["channels_last", "channels_first"],
+        default="channels_last",
+        help="the CNN's memory format in our runs",
+    )
+    benchmark.add_argument("--no-baseline", action="store_true", help="skip the baseline")
+    benchmark.add_argument(
+        "--no-stock", action="store_true", help="skip the stock fp32 channels-first runs"
+    )
+    benchmark.add_argument("--json", action="store_true", help="print one JSON object")
+    benchmark.set_defaults(handler=cmd_benchmark)
+
     train = commands.add_parser("train", help="train, then test the best checkpoint")
     _add_config_arguments(train)
     train.set_defaults(handler=cmd_train)
@@ -301,6 +369,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="also draw the K most peaked latents one by one (cross-attention only)",
     )
     explain.set_defaults(handler=cmd_explain)
+
+    demo = commands.add_parser(
+        "demo", help="a local web page: upload a video, see its top-5 classes and attention"
+    )
+    demo.add_argument("--checkpoint", type=Path, required=True)
+    demo.add_argument(
+        "--examples",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a folder of video clips the page offers as examples",
+    )
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: this machine only)"
+    )
+    demo.add_argument("--port", type=int, default=7860)
+    demo.set_defaults(handler=cmd_demo)
 
     export = commands.add_parser(
         "export", help="an ONNX or TorchScript file, checked against PyTorch"
