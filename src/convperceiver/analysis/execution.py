@@ -1,0 +1,104 @@
+"""How a benchmark runs a model, and on what.
+
+Settings: "stock" (as torchvision runs it) or "ours" (the fastest settings that keep the
+numerics), as autocast dtype, the CNN's memory format and torch.compile. Clips: synthetic
+moving shapes, normalised like the config's data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from convperceiver.config import Config
+from convperceiver.data.synthetic import SYNTHETIC_CLASSES, render_video
+from convperceiver.errors import ConfigError
+
+AMP_CHOICES = ("auto", "bf16", "off")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a model runs: autocast dtype (None = fp32), the CNN's memory format, compile."""
+
+    amp: torch.dtype | None = None
+    channels_last: bool = False
+    compile: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "dtype": "bfloat16 autocast" if self.amp == torch.bfloat16 else "float32",
+            "memory_format": "channels_last_3d" if self.channels_last else "channels_first",
+            "compile": self.compile,
+        }
+
+    def prepare(self, template: nn.Module, device: torch.device, *, train: bool) -> nn.Module:
+        """An eager copy of `template` on `device` in this memory format."""
+        model = copy.deepcopy(template).to(device).train(train)
+        if self.channels_last:
+            model.backbone.to(memory_format=torch.channels_last_3d)
+        return model
+
+    def runnable(self, model: nn.Module) -> Callable[[Tensor], Tensor]:
+        return torch.compile(model) if self.compile else model
+
+    def input(self, clips: Tensor) -> Tensor:
+        return (
+            clips.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else clips
+        )
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.amp)
+
+
+STOCK = Settings()
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Native bf16 arithmetic: AVX512-BF16 or AMX on CPU (oneDNN's check), Ampere+ on CUDA."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def ours_settings(
+    device: torch.device, *, amp: str, train_amp: bool, channels_last: bool, compile: bool
+) -> tuple[Settings, Settings]:
+    """(training, inference) settings of "ours"; amp: auto | bf16 | off, for inference."""
+    if amp not in AMP_CHOICES:
+        raise ConfigError(f"amp {amp!r} is not one of: {', '.join(AMP_CHOICES)}")
+    infer_bf16 = amp == "bf16" or (amp == "auto" and bf16_supported(device))
+    common = dict(channels_last=channels_last, compile=compile)
+    train = Settings(amp=torch.bfloat16 if train_amp else None, **common)
+    return train, Settings(amp=torch.bfloat16 if infer_bf16 else None, **common)
+
+
+def synthetic_batches(config: Config, *, batch_size: int, count: int) -> list[Tensor]:
+    """`count` batches of normalised synthetic clips: moving shapes, not noise, so the logits
+    differ from clip to clip as they do on video."""
+    data = config.data
+    mean, std = (torch.tensor(v).view(3, 1, 1, 1) for v in (data.mean, data.std))
+    batches = []
+    for first in range(0, batch_size * count, batch_size):
+        videos = [
+            render_video(
+                SYNTHETIC_CLASSES[index % len(SYNTHETIC_CLASSES)],
+                seed=1,
+                index=index,
+                frames=data.num_frames,
+                size=data.crop_size,
+            )
+            for index in range(first, first + batch_size)
+        ]
+        clips = torch.from_numpy(np.stack(videos)).permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W)
+        batches.append((clips.float() / 255 - mean) / std)
+    return batches

@@ -1,0 +1,141 @@
+"""`convperceiver benchmark`: every documented key, and figures that agree with each other.
+
+Timings depend on whoever else uses the machine, so no test asserts on a speed; the checks
+are on keys, signs and the arithmetic that ties the figures together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+import torch
+
+from convperceiver.analysis.benchmark import format_benchmark
+from convperceiver.analysis.measure import PeakMemory, cpu_peak_supported
+from convperceiver.analysis.summary import summarize
+from convperceiver.cli import main
+from convperceiver.config import load_config
+
+TINY = [
+    "model.cnn_blocks=2",
+    "model.weights=none",
+    "model.num_latents=8",
+    "model.latent_dim=32",
+    "model.self_heads=2",
+    "model.self_head_dim=16",
+    "model.cross_head_dim=16",
+    "data.num_frames=4",
+    "data.crop_size=32",
+]
+# One thread: on a shared machine a second OpenMP thread waits for a busy core at every op.
+FAST = ["--batch-size", "2", "--repeats", "1", "--warmup", "1", "--threads", "1"]
+MODEL_KEYS = (
+    "gflops",
+    "params",
+    "train_clips_per_s",
+    "infer_clips_per_s",
+    "latency_ms",
+    "peak_memory_mb",
+    "achieved_gflops_train",
+    "achieved_gflops_infer",
+)
+
+
+@pytest.fixture(scope="module")
+def result() -> dict:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["benchmark", "--json", "--device", "cpu", *TINY, *FAST])
+    assert code == 0
+    return json.loads(out.getvalue())
+
+
+def test_json_has_every_documented_key(result):
+    for key in ("device", "settings", "matmul_gflops", "ratios", "speedup_vs_stock"):
+        assert result[key], key
+    assert "bf16_top1_agreement" in result
+    for name in ("model", "baseline"):
+        for key in MODEL_KEYS:
+            value = result[name][key]
+            if key == "peak_memory_mb" and not cpu_peak_supported():
+                continue
+            assert value > 0, (name, key)
+    assert result["device"] == "cpu"
+    assert result["settings"]["batch_size"] == 2
+    assert result["settings"]["threads"] == 1
+    assert result["settings"]["stock"]["dtype"] == "float32"
+    assert result["settings"]["ours_train"]["memory_format"] == "channels_last_3d"
+
+
+@pytest.mark.parametrize("name, arch", [("model", "hybrid"), ("baseline", "baseline")])
+def test_gflops_and_params_are_the_summary_ones(result, name, arch):
+    summary = summarize(load_config(None, [*TINY, f"model.arch={arch}"]), num_classes=10)
+    assert result[name]["gflops"] == summary["gflops"]
+    assert result[name]["params"] == summary["total_params"]
+    # One training step counts the forward and the backward: about three forwards.
+    assert 2 < result[name]["train_gflops"] / result[name]["gflops"] < 3.5
+
+
+def test_figures_are_consistent(result):
+    for name in ("model", "baseline"):
+        r = result[name]
+        infer = r["gflops"] * r["infer_clips_per_s"]
+        assert r["achieved_gflops_infer"] == pytest.approx(infer, rel=1e-9)
+        train = r["train_gflops"] * r["train_clips_per_s"]
+        assert r["achieved_gflops_train"] == pytest.approx(train, rel=1e-9)
+        assert r["peak_memory_mb"] == max(r["peak_memory_train_mb"], r["peak_memory_infer_mb"])
+        stock = r["stock"]
+        speedup = result["speedup_vs_stock"][name]
+        assert speedup["train"] == pytest.approx(
+            r["train_clips_per_s"] / stock["train_clips_per_s"]
+        )
+        assert speedup["infer"] == pytest.approx(
+            r["infer_clips_per_s"] / stock["infer_clips_per_s"]
+        )
+    for key in ("train_clips_per_s", "infer_clips_per_s"):
+        quotient = result["model"][key] / result["baseline"][key]
+        assert result["ratios"][key] == pytest.approx(quotient, rel=1e-9)
+
+
+def test_bf16_agreement_is_a_fraction_where_bf16_ran(result):
+    agreement = result["bf16_top1_agreement"]
+    if result["settings"]["ours_infer"]["dtype"] == "float32":
+        assert agreement is None
+        return
+    assert agreement["clips"] == 2 * (1 + 1)
+    for name in ("model", "baseline"):
+        assert 0 <= agreement[name] <= 1
+
+
+def test_text_report_names_the_settings(result):
+    text = format_benchmark(result)
+    assert "channels_last_3d" in text
+    assert "model/baseline" in text
+    assert "GFLOP/s" in text
+
+
+def test_bad_warmup_is_one_line_and_exit_code_2(capsys):
+    code = main(["benchmark", "--warmup", "0", *TINY])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert "warmup 0" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_without_a_device_is_one_line(capsys):
+    code = main(["benchmark", "--device", "cuda", *TINY])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert "no CUDA device" in err
+
+
+@pytest.mark.skipif(not cpu_peak_supported(), reason="needs Linux /proc")
+def test_peak_memory_counts_what_is_allocated_inside():
+    with PeakMemory(torch.device("cpu")) as peak:
+        block = torch.ones(16 * 2**20)  # 64 MB, touched
+        del block
+    assert 60 < peak.megabytes < 200
