@@ -34,6 +34,7 @@ from torch import nn
 from convperceiver.analysis.measure import (
     PeakMemory,
     device_name,
+    keep_freed_heap,
     load_average,
     median_seconds,
     peak_method,
@@ -186,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     load_before = load_average()
+    keep_freed_heap()  # one allocator regime for every size; see its docstring
     print(
         f"device {args.device.type} ({device_name(args.device)}), {torch.get_num_threads()} "
         f"threads, torch {torch.__version__}, {'bf16 autocast' if args.bf16 else 'fp32'}, "

@@ -5,13 +5,11 @@ ours:  the fastest settings that keep the numerics: the CNN in channels_last_3d;
        training; bf16 autocast for inference where the device has native bf16 (its top-1
        agreement with stock fp32 is reported); torch.compile on request.
 
-Per model: forward GFLOPs per clip (`summarize`'s), inference and training clips/s,
-latency per clip at batch 1, peak memory, achieved GFLOP/s (also as a fraction of the
-machine's dense matmul rate, measured in the same run). Training counts one optimizer step
-(forward, loss, backward, the config's optimizer); its FLOPs are counted on the meta device.
-Within each repeat the stock and ours runs alternate, so load from other processes falls on
-both alike; the median over repeats is quoted. Clips come from the synthetic action
-generator (moving shapes, normalised like the config's data), the same for every run.
+Per model: forward GFLOPs per clip (`summarize`'s), inference and training clips/s, latency
+per clip at batch 1, peak memory, achieved GFLOP/s (also as a fraction of the machine's dense
+matmul rate, measured in the same run). A training step is forward, loss, backward and the
+config's optimizer; its FLOPs are counted on the meta device. Stock and ours runs alternate
+within each repeat, so load from other processes falls on both alike; medians are quoted.
 """
 
 from __future__ import annotations
@@ -33,6 +31,7 @@ from convperceiver.analysis.measure import (
     PeakMemory,
     cpu_threads,
     device_name,
+    keep_freed_heap,
     load_average,
     matmul_gflops,
     peak_method,
@@ -271,6 +270,7 @@ def _report(config: Config, work: Workload, *, num_classes: int, baseline: bool)
     target, train, infer = work.device, work.train, work.infer
     batch_size, warmup, repeats = work.batches[0].shape[0], work.warmup, work.repeats
     load_before = load_average()
+    allocator = "glibc, freed heap kept for reuse" if keep_freed_heap() else "default"
     matmul = {torch.float32: matmul_gflops(target)}
     if torch.bfloat16 in (train.amp, infer.amp):
         matmul[torch.bfloat16] = matmul_gflops(target, dtype=torch.bfloat16)
@@ -297,6 +297,7 @@ def _report(config: Config, work: Workload, *, num_classes: int, baseline: bool)
         if config.model.weights in ("kinetics400", "none")
         else config.model.weights,
         "peak_memory": peak_method(target),
+        "allocator": allocator,
         "load_average": {"before": load_before, "after": load_average()},
     }
     models = {"model": model, "baseline": base} if base else {"model": model}
@@ -341,7 +342,8 @@ def format_benchmark(result: dict[str, Any]) -> str:
         f"ours:  training {_describe(s['ours_train'])}; inference {_describe(s['ours_infer'])}",
         f"dense 2048x2048 matmul: {result['matmul_gflops']:.0f} GFLOP/s fp32"
         + (f", {result['matmul_gflops_bf16']:.0f} bf16" if result["matmul_gflops_bf16"] else ""),
-        f"peak memory: {s['peak_memory']}; weights: {s['weights']}",
+        f"peak memory: {s['peak_memory']}; allocator: {s['allocator']}",
+        f"weights: {s['weights']}; clips: synthetic moving shapes",
     ]
     busy = load["before"] and load["before"][0] >= (s["cpu_cores"] or 1)
     if result["device"] == "cpu" and busy and s["threads"] > 1:
