@@ -83,8 +83,8 @@ def ours_settings(
 
 
 def synthetic_batches(config: Config, *, batch_size: int, count: int) -> list[Tensor]:
-    """`count` batches of normalised synthetic clips: moving shapes, not noise, so the logits
-    differ from clip to clip as they do on video."""
+    """`count` batches of (B, 3, T, H, W) float clips of the synthetic action set, the same for
+    every run, normalised like the config's data."""
     data = config.data
     mean, std = (torch.tensor(v).view(3, 1, 1, 1) for v in (data.mean, data.std))
     batches = []

@@ -1,4 +1,4 @@
-"""Measuring speed and memory on CPU and CUDA: device choice, timed calls, peak memory, peaks.
+"""Measuring on CPU and CUDA: device, threads, timed calls, peak memory, matmul rate, FLOPs.
 
 Timings are wall-clock seconds with CUDA synchronised before each clock read, so a figure
 covers the kernels a call launched and not only their launch. Peak memory on CUDA is the
