@@ -28,3 +28,18 @@ def tiny_model():
 def tiny_clip():
     torch.manual_seed(1)
     return torch.randn(2, 3, 4, 32, 32)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One epoch on the tiny synthetic set: (best checkpoint, a synthetic video file)."""
+    from test_train import tiny_overrides
+
+    from convperceiver.config import load_config
+    from convperceiver.engine.train import train
+
+    root = tmp_path_factory.mktemp("synthetic") / "set"
+    config = load_config(
+        None, tiny_overrides(root, root.parent / "runs", "tiny", "trainer.max_epochs=1")
+    )
+    return train(config).best_checkpoint, sorted(root.glob("videos/*/*.avi"))[0]

@@ -7,7 +7,6 @@ import torch
 from conftest import tiny_model_config
 from data_fixtures import shared_videos
 from PIL import Image
-from test_train import tiny_overrides
 
 from convperceiver.analysis.clips import middle_clip
 from convperceiver.analysis.explain import (
@@ -19,8 +18,7 @@ from convperceiver.analysis.explain import (
     most_peaked_latents,
 )
 from convperceiver.cli import main
-from convperceiver.config import load_config
-from convperceiver.engine.train import model_from_checkpoint, train
+from convperceiver.engine.train import model_from_checkpoint
 from convperceiver.models import build_model
 from convperceiver.models.backbone import MAX_BLOCKS, output_grid
 
@@ -30,14 +28,8 @@ GRID = output_grid(CNN_BLOCKS, FRAMES, CROP, CROP)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One epoch on the tiny synthetic set: (best checkpoint, a synthetic video file)."""
-    root = tmp_path_factory.mktemp("synthetic") / "set"
-    config = load_config(
-        None, tiny_overrides(root, root.parent / "runs", "explain", "trainer.max_epochs=1")
-    )
-    checkpoint = train(config).best_checkpoint
-    return checkpoint, sorted(root.glob("videos/*/*.avi"))[0]
+def run(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,11 @@
 
 import pytest
 import torch
-from test_train import tiny_overrides
 
 from convperceiver.analysis import export
 from convperceiver.analysis.export import ExportError, export_model, run_exported
 from convperceiver.cli import main
-from convperceiver.config import load_config
-from convperceiver.engine.train import model_from_checkpoint, train
+from convperceiver.engine.train import model_from_checkpoint
 
 FRAMES, CROP = 4, 28  # tiny_overrides' clip: 4 frames, a 28-pixel crop
 
@@ -20,14 +18,8 @@ def needs_onnx(fmt: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One epoch on the tiny synthetic set: (best checkpoint, a synthetic video file)."""
-    root = tmp_path_factory.mktemp("synthetic") / "set"
-    config = load_config(
-        None, tiny_overrides(root, root.parent / "runs", "export", "trainer.max_epochs=1")
-    )
-    checkpoint = train(config).best_checkpoint
-    return checkpoint, sorted(root.glob("videos/*/*.avi"))[0]
+def run(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
