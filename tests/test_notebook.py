@@ -7,11 +7,13 @@ or ipykernel is not installed.
 
 import importlib.metadata
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "train.ipynb"
+CHECKOUT = Path(__file__).resolve().parents[1]
+NOTEBOOK = CHECKOUT / "notebooks" / "train.ipynb"
 
 
 def test_the_training_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
@@ -24,9 +26,11 @@ def test_the_training_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     import nbformat
 
     monkeypatch.setenv("CONVPERCEIVER_NOTEBOOK_TINY", "1")  # the kernel inherits it
-    # The notebook takes its parent folder for the checkout: data/ and runs/ go to tmp_path.
+    # The notebook takes its parent folder for the checkout: it reads config.yaml there, and
+    # data/ and runs/ go to tmp_path.
     workdir = tmp_path / "notebooks"
     workdir.mkdir()
+    shutil.copy(CHECKOUT / "config.yaml", tmp_path)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
         notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": workdir}}

@@ -38,10 +38,14 @@ def tiny_set(tmp_path_factory) -> Path:
     return generate_synthetic(tmp_path_factory.mktemp("synthetic") / "set", **TINY)
 
 
-def scene_of(class_name: str, *, index: int, frames: int = 16, size: int = 32):
+def scene_of(
+    class_name: str, *, index: int, frames: int = 16, size: int = 32, background: str = "plain"
+):
     """The scene drawn for a class's video, and whether that class plays it backwards."""
     pair, backwards = divmod(SYNTHETIC_CLASSES.index(class_name), 2)
-    scene = synthetic._sample_scene(pair, seed=0, index=index, frames=frames, size=size)
+    scene = synthetic._sample_scene(
+        pair, seed=0, index=index, frames=frames, size=size, background=background
+    )
     return scene, bool(backwards)
 
 
@@ -92,12 +96,15 @@ def test_encoding_keeps_the_rendered_frames(tiny_set):
     assert np.abs(decoded.numpy().astype(int) - raw).mean() < 8
 
 
+@pytest.mark.parametrize("background", synthetic.BACKGROUNDS)
 @pytest.mark.parametrize("class_name", SYNTHETIC_CLASSES[::2])
-def test_the_label_changes_in_every_window_of_60_percent(class_name):
+def test_the_label_changes_in_every_window_of_60_percent(class_name, background):
     frames, size = 16, 32
     window = math.ceil(0.6 * frames)
     for index in range(6):
-        scene, _ = scene_of(class_name, index=index, frames=frames, size=size)
+        scene, _ = scene_of(
+            class_name, index=index, frames=frames, size=size, background=background
+        )
         video = synthetic._draw(replace(scene, distractors=[]), size).astype(int)
         for start in range(frames - window + 1):
             changed = np.abs(video[start + window - 1] - video[start]).max(axis=-1) > 24
@@ -251,6 +258,28 @@ def test_a_set_another_process_finished_first_is_kept(tmp_path, monkeypatch):
 def test_classes_must_be_whole_pairs(tmp_path, classes):
     with pytest.raises(ValueError, match="even"):
         generate_synthetic(tmp_path / "set", **{**TINY, "classes": classes})
+
+
+def test_the_plain_background_is_flat_and_the_textured_one_varies():
+    plain, _ = scene_of("growing", index=0)
+    textured, _ = scene_of("growing", index=0, background="textured")
+    assert np.ptp(plain.background) == 0
+    assert np.ptp(textured.background.mean(axis=-1)) > 0.1
+    assert all(
+        np.linalg.norm(layer.colour - 0.5) > 0.45 for layer in plain.distractors + plain.actors
+    )
+
+
+def test_a_set_of_the_other_background_is_refused(tiny_set):
+    with pytest.raises(DatasetError, match="background 'plain' there, 'textured' asked"):
+        generate_synthetic(tiny_set, **TINY, background="textured")
+
+
+def test_unknown_background_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="plain"):
+        generate_synthetic(tmp_path / "set", **TINY, background="noisy")
+    with pytest.raises(ValueError, match="textured"):
+        render_video("growing", seed=0, index=0, frames=4, size=16, background="noisy")
 
 
 def test_unknown_class_is_refused():

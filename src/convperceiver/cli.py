@@ -179,6 +179,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
         frames=args.frames,
         size=args.size,
         seed=args.seed,
+        background=args.background,
         workers=args.workers,
     )
     print(f"synthetic set: {root}")
@@ -247,6 +248,9 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     synth.add_argument("--frames", type=int, default=48, help="frames per video")
     synth.add_argument("--size", type=int, default=64, help="frame height and width (pixels)")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--background", choices=["plain", "textured"], default="plain", help="textured is harder"
+    )
     synth.add_argument("--workers", type=int, default=2, help="processes")
     synth.set_defaults(handler=cmd_data_synth)
 

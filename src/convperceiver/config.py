@@ -67,6 +67,7 @@ class DataConfig:
     synth_frames: int = 48
     synth_size: int = 64
     synth_seed: int = 0
+    synth_background: str = "plain"  # plain | textured: far harder to learn from scratch
 
 
 @dataclass
@@ -131,6 +132,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.arch": ("hybrid", "baseline"),
     "data.dataset": ("synthetic", "hmdb51", "ucf101", "folder", "list"),
     "data.val_protocol": ("holdout", "test"),
+    "data.synth_background": ("plain", "textured"),
     "eval.aggregate": ("mean", "majority"),
     "optim.optimizer": ("adamw", "adam", "sgd"),
     "optim.scheduler": ("cosine", "step", "none"),

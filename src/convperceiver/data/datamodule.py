@@ -77,6 +77,7 @@ def ensure_synthetic(data: DataConfig) -> None:
         frames=data.synth_frames,
         size=data.synth_size,
         seed=data.synth_seed,
+        background=data.synth_background,
     )
 
 

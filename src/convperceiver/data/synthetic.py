@@ -2,8 +2,10 @@
 
 Classes come in pairs whose second class is, video for video, the first one played backwards: a
 single frame has the same distribution in both, so only the order of frames gives the label away.
-Shapes, colours, sizes, speeds, backgrounds and 1-2 distractors moving in random directions are
-drawn per video, from a generator seeded by (seed, pair, video index).
+Shapes, colours, sizes, speeds and 1-2 distractors moving in random directions are drawn per
+video, from a generator seeded by (seed, pair, video index). The background is plain mid-grey, or
+``textured`` (a random gradient plus low-frequency noise): a much harder set, which small models
+trained from scratch barely learn in a few thousand steps.
 
     render_video(...)        -> uint8 frames (T, size, size, 3)
     generate_synthetic(out)  -> out/videos/<class>/<film>_<class>_syn_<n>.avi  (mpeg4 in AVI)
@@ -27,7 +29,7 @@ import numpy as np
 from convperceiver.data.video import write_video
 from convperceiver.errors import DatasetError
 
-VERSION = 1  # bump when rendering changes, so a set drawn by older code is not taken for a new one
+VERSION = 2  # bump when rendering changes, so a set drawn by older code is not taken for a new one
 CLIPS_PER_FILM = 2  # like HMDB51, several clips share a source film, which splits keep on one side
 EVENT_A_END, EVENT_B_START = 0.55, 0.45  # any window of 60% of a video sees A alone, then B alone
 
@@ -153,8 +155,18 @@ def _distractor(c: _Canvas) -> Layer:
     return c.layer(centre=bounced, radius=radius, angle=c.rng.uniform(0, 2 * np.pi) + spin)
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A gradient plus low-frequency noise, (size, size, 3) in [0, 1]: texture, cheap to encode."""
+BACKGROUNDS = ("plain", "textured")
+
+
+def _background(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
+    """The still background, (size, size, 3) in [0, 1]; ``textured`` draws from ``rng``."""
+    if kind == "plain":
+        return np.full((size, size, 3), 0.5)
+    return _textured(rng, size)
+
+
+def _textured(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A gradient plus low-frequency noise: texture, cheap to encode."""
     grid = np.linspace(-1.0, 1.0, size)
     heading = rng.uniform(0, 2 * np.pi)
     ramp = 0.5 + 0.35 * (np.cos(heading) * grid[None, :] + np.sin(heading) * grid[:, None])
@@ -228,24 +240,33 @@ MIRRORED: dict[str, str] = (
 )
 
 
-def _sample_scene(pair: int, *, seed: int, index: int, frames: int, size: int) -> Scene:
+def _sample_scene(
+    pair: int, *, seed: int, index: int, frames: int, size: int, background: str
+) -> Scene:
     """The scene of a pair's first class; the order of the draws fixes what a seed gives."""
     rng = np.random.default_rng((seed, 0, pair, index))
-    background = _background(rng, size)
+    background = _background(rng, size, background)
     canvas = _Canvas(rng, np.linspace(0.0, 1.0, frames), size, background.mean(axis=(0, 1)))
     distractors = [_distractor(canvas) for _ in range(int(rng.integers(1, 3)))]
     return Scene(background, distractors, _PAIRS[pair][2](canvas))
 
 
-def render_video(class_name: str, *, seed: int, index: int, frames: int, size: int) -> np.ndarray:
+def render_video(
+    class_name: str, *, seed: int, index: int, frames: int, size: int, background: str = "plain"
+) -> np.ndarray:
     """Video ``index`` of a class as uint8 frames (frames, size, size, 3), the same for a seed.
 
     The second class of a pair gets the first class's video of the same seed and index, reversed.
     """
     if class_name not in SYNTHETIC_CLASSES:
         raise ValueError(f"unknown synthetic class {class_name!r}; choose from {SYNTHETIC_CLASSES}")
+    if background not in BACKGROUNDS:
+        raise ValueError(f"unknown background {background!r}; choose from {BACKGROUNDS}")
     pair, backwards = divmod(SYNTHETIC_CLASSES.index(class_name), 2)
-    video = _draw(_sample_scene(pair, seed=seed, index=index, frames=frames, size=size), size)
+    scene = _sample_scene(
+        pair, seed=seed, index=index, frames=frames, size=size, background=background
+    )
+    video = _draw(scene, size)
     return np.ascontiguousarray(video[::-1]) if backwards else video
 
 
@@ -280,7 +301,12 @@ def _write_twins(job: tuple[int, int], *, root: Path, meta: dict) -> None:
     pair, index = job
     first = _PAIRS[pair][0]
     video = render_video(
-        first, seed=meta["seed"], index=index, frames=meta["frames"], size=meta["size"]
+        first,
+        seed=meta["seed"],
+        index=index,
+        frames=meta["frames"],
+        size=meta["size"],
+        background=meta["background"],
     )
     for class_name, frames in zip(_PAIRS[pair][:2], (video, video[::-1]), strict=True):
         name = _video_name(class_name, pair, index, meta["videos_per_class"])
@@ -316,7 +342,8 @@ def _write_set(root: Path, meta: dict, workers: int) -> None:
 
 _README = """\
 Synthetic action set in the HMDB51 layout, made by convperceiver.data.synthetic: {count} classes,
-{videos_per_class} videos each of {frames} frames, {size}x{size} at {fps} fps, seed {seed}.
+{videos_per_class} videos each of {frames} frames, {size}x{size} at {fps} fps, seed {seed},
+{background} background.
 
 videos/<class>/<film>_<class>_syn_<n>.avi  mpeg4 in AVI
 splits/<class>_test_split<s>.txt           "<video>.avi <id>": 1 train, 2 test, 0 unused
@@ -360,6 +387,7 @@ def generate_synthetic(
     size: int = 64,
     fps: float = 24.0,
     seed: int = 0,
+    background: str = "plain",
     workers: int = 2,
 ) -> Path:
     """Write the first ``classes`` synthetic classes as an HMDB51-style set in ``out``; return it.
@@ -382,11 +410,14 @@ def generate_synthetic(
         "size": size,
         "fps": float(fps),
         "seed": seed,
+        "background": background,
     }
     # Three videos make two films, so every split has a training and a test film.
     for key, low in {"videos_per_class": 3, "frames": 2, "size": 16, "seed": 0}.items():
         if meta[key] < low:
             raise ValueError(f"{key} must be at least {low}, got {meta[key]}")
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
     if fps <= 0 or workers < 1:
         raise ValueError(f"fps must be positive and workers at least 1, got {fps} and {workers}")
     out = Path(out)
