@@ -123,3 +123,24 @@ def test_a_repeated_name_must_mean_the_same_variant(tmp_path):
     )
     with pytest.raises(ConfigError, match="used again for another config"):
         ablation.load_suite(suite)
+
+
+def test_shards_split_the_runs_and_the_last_one_tabulates(tmp_path, synthetic_root, capsys):
+    suite_file = write_suite(tmp_path, synthetic_root)
+    out = tmp_path / "out"
+    assert main(["ablate", "--suite", str(suite_file), "--shard", "1/2"]) == 0
+    assert "after the other shards finish" in capsys.readouterr().out
+    assert (out / "cross_only" / "seed0" / "result.json").is_file()
+    assert not (out / "cross_self").exists() and not (out / "results.md").exists()
+
+    assert main(["ablate", "--suite", str(suite_file), "--shard", "0/2"]) == 0
+    assert f"results: {out / 'results.md'}" in capsys.readouterr().out
+    with open(out / "results.csv", newline="") as handle:
+        assert [row["variant"] for row in csv.DictReader(handle)] == ["cross_self", "cross_only"]
+
+
+@pytest.mark.parametrize("shard", ["2/2", "1", "a/2", "1/0"])
+def test_a_bad_shard_is_refused(tmp_path, shard, capsys):
+    with pytest.raises(SystemExit) as error:
+        main(["ablate", "--suite", str(tmp_path / "s.yaml"), "--shard", shard])
+    assert error.value.code == 2 and "is not i/n" in capsys.readouterr().err

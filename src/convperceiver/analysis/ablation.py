@@ -18,6 +18,7 @@ A suite file (YAML):
 
 Each (variant, seed) trains into `<output_dir>/<variant>/seed<n>` and leaves `result.json`
 there when done: a rerun skips finished runs and resumes interrupted ones from last.ckpt.
+`--shard i/n` splits the runs between n processes that share the output folder.
 """
 
 from __future__ import annotations
@@ -215,14 +216,27 @@ def run_variant(suite: Suite, variant: Variant, seed: int) -> dict[str, Any]:
     return result
 
 
-def run_suite(suite: Suite, *, report_dir: Path | None = None) -> Path:
+def run_suite(
+    suite: Suite, *, report_dir: Path | None = None, shard: tuple[int, int] = (0, 1)
+) -> Path | None:
     """Every variant x seed in suite order (finished runs are read back, not rerun), then
-    results.csv, results.md and the figures in the suite's folder (and in `report_dir`)."""
-    results = []
-    for variant in suite.variants:
-        for seed in suite.seeds:
+    results.csv, results.md and the figures in the suite's folder (and in `report_dir`).
+
+    ``shard=(i, n)`` runs only every n-th run from the i-th, so n processes (GPUs, array jobs)
+    share a suite; whichever finds every run done writes the tables, else None is returned.
+    """
+    index, count = shard
+    jobs = [(variant, seed) for variant in suite.variants for seed in suite.seeds]
+    for number, (variant, seed) in enumerate(jobs):
+        if number % count == index:
             log.info("suite %s: %s seed %d", suite.name, variant.name, seed)
-            results.append(run_variant(suite, variant, seed))
+            run_variant(suite, variant, seed)
+    result_files = [suite.output_dir / v.name / f"seed{s}" / RESULT_FILE for v, s in jobs]
+    pending = [path.parent for path in result_files if not path.is_file()]
+    if pending:
+        log.info("suite %s: %d runs of other shards still to finish", suite.name, len(pending))
+        return None
+    results = [json.loads(path.read_text()) for path in result_files]
     for folder in filter(None, (suite.output_dir, report_dir)):
         folder.mkdir(parents=True, exist_ok=True)
         write_csv(results, folder / "results.csv")
