@@ -139,3 +139,35 @@ def test_peak_memory_counts_what_is_allocated_inside():
         block = torch.ones(16 * 2**20)  # 64 MB, touched
         del block
     assert 60 < peak.megabytes < 200
+
+
+def test_held_out_agreement_scores_every_test_clip_of_a_checkpoint(tiny_run, tmp_path):
+    from convperceiver.analysis.agreement import held_out_agreement
+    from convperceiver.analysis.execution import Settings
+    from convperceiver.engine.train import evaluate
+
+    checkpoint, _ = tiny_run
+    evaluated = evaluate(checkpoint, ["run.progress_bar=false"], out=tmp_path).metrics
+    cpu = torch.device("cpu")
+    same_numerics = held_out_agreement(checkpoint, settings=Settings(), device=cpu)
+    assert same_numerics["clips"] == evaluated["num_clips"]
+    assert same_numerics["top1_agreement"] == 1.0
+    assert same_numerics["stock_clip_top1"] == pytest.approx(evaluated["clip_top1"])
+
+    bf16 = Settings(amp=torch.bfloat16, channels_last=True)
+    first = held_out_agreement(checkpoint, settings=bf16, device=cpu, max_clips=3)
+    assert first["clips"] == 3 and 0 <= first["top1_agreement"] <= 1
+    assert first["settings"]["dtype"] == "bfloat16 autocast"
+
+
+def test_benchmark_of_a_checkpoint_uses_its_config_and_reports_agreement(tiny_run, capsys):
+    checkpoint, _ = tiny_run
+    code = main(["benchmark", "--json", "--device", "cpu", "--checkpoint", str(checkpoint), *FAST])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    data = saved["convperceiver"]["config"]["data"]
+    size = data["crop_size"]
+    assert result["settings"]["clip"] == [3, data["num_frames"], size, size]
+    assert 0 <= result["held_out_agreement"]["top1_agreement"] <= 1
+    assert "held-out top-1 agreement" in format_benchmark(result)

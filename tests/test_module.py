@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -70,3 +72,17 @@ def test_warmup_then_cosine_and_step_schedules():
     assert [
         lr_factor(s, optim=step, steps_per_epoch=10, total_steps=60) for s in (0, 19, 20, 45)
     ] == pytest.approx([1.0, 1.0, 0.2, 0.04])
+
+
+def test_fused_adamw_takes_the_same_step_as_the_default_one(tiny_clip):
+    torch.manual_seed(0)
+    template = build_model(tiny_model_config(), num_classes=5)
+    stepped = {}
+    for fused in (True, False):
+        model = copy.deepcopy(template)
+        optimizer = build_optimizer(model, OptimConfig(lr=1e-2), fused=fused)
+        assert all(group["fused"] is fused for group in optimizer.param_groups)
+        one_step(model, optimizer, tiny_clip)
+        stepped[fused] = dict(model.named_parameters())
+    for name, parameter in stepped[True].items():
+        torch.testing.assert_close(parameter, stepped[False][name], msg=name)

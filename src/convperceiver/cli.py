@@ -50,8 +50,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from convperceiver.analysis.benchmark import format_benchmark, run_benchmark
 
+    config = _config(args)
+    if args.checkpoint:
+        from convperceiver.engine.train import load_checkpoint
+
+        saved, _ = load_checkpoint(args.checkpoint)
+        config = load_config(args.config, args.overrides, base=saved["config"])
     result = run_benchmark(
-        _config(args),
+        config,
         batch_size=args.batch_size,
         repeats=args.repeats,
         warmup=args.warmup,
@@ -64,11 +70,37 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         channels_last=args.memory_format == "channels_last",
         threads=args.threads,
     )
+    if args.checkpoint:
+        result["held_out_agreement"] = _held_out_agreement(args)
     if args.json:
         _print_json(result)
     else:
         print(format_benchmark(result))
     return 0
+
+
+def _held_out_agreement(args: argparse.Namespace) -> dict:
+    """`benchmark --checkpoint`: our inference settings against stock on its test clips."""
+    from convperceiver.analysis.agreement import held_out_agreement
+    from convperceiver.analysis.execution import ours_settings
+    from convperceiver.analysis.measure import cpu_threads, resolve_device
+
+    device = resolve_device(args.device)
+    _, infer = ours_settings(
+        device,
+        amp=args.amp,
+        train_amp=args.train_amp,
+        channels_last=args.memory_format == "channels_last",
+        compile=False,
+    )
+    with cpu_threads(args.threads):
+        return held_out_agreement(
+            args.checkpoint,
+            settings=infer,
+            device=device,
+            overrides=args.overrides,
+            max_clips=args.agreement_clips,
+        )
 
 
 def _print_metrics(title: str, metrics: dict[str, float], folder: Path) -> None:
@@ -330,6 +362,16 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--no-baseline", action="store_true", help="skip the baseline")
     benchmark.add_argument(
         "--no-stock", action="store_true", help="skip the stock fp32 channels-first runs"
+    )
+    benchmark.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="a trained checkpoint: its config is benchmarked, and our inference's top-1"
+        " agreement with stock fp32 is measured on its test clips",
+    )
+    benchmark.add_argument(
+        "--agreement-clips", type=int, default=None, help="at most this many test clips"
     )
     benchmark.add_argument("--json", action="store_true", help="print one JSON object")
     benchmark.set_defaults(handler=cmd_benchmark)

@@ -128,7 +128,7 @@ def _training(template: nn.Module, work: Workload) -> dict[str, Any]:
 
     def runner(settings: Settings) -> Callable[[int], None]:
         model = settings.prepare(template, work.device, train=True)
-        optimizer = build_optimizer(model, work.optim)
+        optimizer = build_optimizer(model, work.optim, fused=settings.fused_optimizer)
         forward = settings.runnable(model)
 
         def step(index: int) -> None:
@@ -397,4 +397,12 @@ def format_benchmark(result: dict[str, Any]) -> str:
     lines += [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
     ]
+    held_out = result.get("held_out_agreement")
+    if held_out:
+        lines.append(
+            f"held-out top-1 agreement, {_describe(held_out['settings'])} vs stock fp32:"
+            f" {held_out['top1_agreement']:.4f} on {held_out['clips']} test clips of"
+            f" {held_out['checkpoint']} (clip top-1 {held_out['ours_clip_top1']:.4f} vs"
+            f" {held_out['stock_clip_top1']:.4f})"
+        )
     return "\n".join(lines)

@@ -26,17 +26,20 @@ AMP_CHOICES = ("auto", "bf16", "off")
 
 @dataclass(frozen=True)
 class Settings:
-    """How a model runs: autocast dtype (None = fp32), the CNN's memory format, compile."""
+    """How a model runs: autocast dtype (None = fp32), the CNN's memory format, compile, and
+    whether Adam steps fused (ours) or per tensor group (torch's default, the stock peer)."""
 
     amp: torch.dtype | None = None
     channels_last: bool = False
     compile: bool = False
+    fused_optimizer: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
             "dtype": "bfloat16 autocast" if self.amp == torch.bfloat16 else "float32",
             "memory_format": "channels_last_3d" if self.channels_last else "channels_first",
             "compile": self.compile,
+            "optimizer": "fused" if self.fused_optimizer else "foreach",
         }
 
     def prepare(self, template: nn.Module, device: torch.device, *, train: bool) -> nn.Module:
@@ -78,7 +81,7 @@ def ours_settings(
         raise ConfigError(f"amp {amp!r} is not one of: {', '.join(AMP_CHOICES)}")
     infer_bf16 = amp == "bf16" or (amp == "auto" and bf16_supported(device))
     common = dict(channels_last=channels_last, compile=compile)
-    train = Settings(amp=torch.bfloat16 if train_amp else None, **common)
+    train = Settings(amp=torch.bfloat16 if train_amp else None, fused_optimizer=True, **common)
     return train, Settings(amp=torch.bfloat16 if infer_bf16 else None, **common)
 
 
