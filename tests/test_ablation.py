@@ -1,4 +1,5 @@
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,13 @@ def test_suite_runs_tabulates_plots_and_resumes(tmp_path, synthetic_root, monkey
     (out / "cross_only" / "seed0" / "result.json").unlink()
     assert main(["ablate", "--suite", str(suite_file)]) == 0
     assert len(calls) == 3 and calls[-1].run.resume == "last"
+
+    # A run killed before its first checkpoint leaves only logs: it starts again.
+    (out / "cross_only" / "seed0" / "result.json").unlink()
+    shutil.rmtree(out / "cross_only" / "seed0" / "checkpoints")
+    assert main(["ablate", "--suite", str(suite_file)]) == 0
+    assert len(calls) == 4 and calls[-1].run.resume == ""
+    assert (out / "cross_only" / "seed0" / "result.json").is_file()
 
 
 @pytest.mark.parametrize(

@@ -103,3 +103,13 @@ def test_synthetic_suite_resolves():
         assert config.data.dataset == "synthetic" and config.model.weights == "none"
         assert config.model.freeze_cross_attention == variant.name.endswith("_frozen")
     assert "Frozen vs trained cross-attention" in suite.sections
+
+
+def test_frozen_suite_shares_its_runs_with_the_synthetic_suite():
+    tables = load_suite(CONFIGS / "ablations" / "seed_tables_synthetic.yaml")
+    frozen = load_suite(CONFIGS / "ablations" / "frozen_vs_trained_synthetic.yaml")
+    assert frozen.output_dir == tables.output_dir and len(frozen.seeds) >= 2
+    shared = {variant.name: variant for variant in tables.variants}
+    for variant in frozen.variants:
+        for seed in frozen.seeds:
+            assert frozen.resolve(variant, seed) == tables.resolve(shared[variant.name], seed)

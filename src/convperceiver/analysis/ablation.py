@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +182,14 @@ def run_variant(suite: Suite, variant: Variant, seed: int) -> dict[str, Any]:
     if (run_dir / "checkpoints" / "last.ckpt").is_file():
         log.info("%s seed %d: resuming from its last checkpoint", variant.name, seed)
         config.run.resume = "last"
+    elif run_dir.exists():
+        log.warning(
+            "%s seed %d: %s holds no checkpoint (stopped in its first epoch); starting it again",
+            variant.name,
+            seed,
+            run_dir,
+        )
+        shutil.rmtree(run_dir)
     started = time.perf_counter()
     outcome = train(config)
     wall = time.perf_counter() - started
