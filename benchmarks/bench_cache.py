@@ -47,11 +47,12 @@ def gather_videos(folder: Path, copies: int, *, shared: Path = SHARED_VIDEOS) ->
     return records
 
 
-def epoch_seconds(records: list[VideoRecord]) -> float:
+def training_dataset(records: list[VideoRecord]) -> ClipDataset:
+    """Random 16-frame 2 s clips at 128x171, cropped to 112, flipped: the seed's training clips."""
     transform = train_transform(
         crop_size=112, mean=KINETICS_MEAN, std=KINETICS_STD, horizontal_flip=True
     )
-    dataset = ClipDataset(
+    return ClipDataset(
         records,
         mode="train",
         num_frames=16,
@@ -60,6 +61,10 @@ def epoch_seconds(records: list[VideoRecord]) -> float:
         transform=transform,
         seed=0,
     )
+
+
+def epoch_seconds(records: list[VideoRecord]) -> float:
+    dataset = training_dataset(records)
     started = time.perf_counter()
     for index in range(len(dataset)):
         dataset[index]

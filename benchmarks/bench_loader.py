@@ -23,35 +23,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from bench_cache import SHARED_VIDEOS, SIZE, gather_videos
+from bench_cache import SHARED_VIDEOS, SIZE, gather_videos, training_dataset
 from torch.utils.data import DataLoader
 
-from convperceiver.config import KINETICS_MEAN, KINETICS_STD
 from convperceiver.data.cache import read_through_cache, write_cache
-from convperceiver.data.datasets import ClipDataset, VideoRecord
-from convperceiver.data.transforms import train_transform
+from convperceiver.data.datasets import VideoRecord
 
 
 def clips_per_second(records: list[VideoRecord], *, workers: int, epochs: int) -> float:
     """Clips/s over `epochs` passes, after one untimed batch that starts the workers."""
-    dataset = ClipDataset(
-        records,
-        mode="train",
-        num_frames=16,
-        clip_duration=2.0,
-        size=SIZE,
-        transform=train_transform(
-            crop_size=112, mean=KINETICS_MEAN, std=KINETICS_STD, horizontal_flip=True
-        ),
-        seed=0,
-    )
+    dataset = training_dataset(records)
     loader = DataLoader(
         dataset,
         batch_size=8,
         shuffle=True,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
-        persistent_workers=True,
+        persistent_workers=workers > 0,
     )
     next(iter(loader))
     started = time.perf_counter()

@@ -1,0 +1,45 @@
+"""The scripts in benchmarks/ run end to end on tiny settings and print consistent JSON.
+
+Their figures are timings, so only keys, signs and the ratios' arithmetic are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+def run_json(main, argv: list[str], capsys) -> dict:
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cache_benchmark_times_both_sides(capsys):
+    from bench_cache import main
+
+    result = run_json(main, ["--copies", "1"], capsys)
+    assert result["videos"] >= 4
+    assert result["epoch_s_original"] > 0 and result["epoch_s_cached"] > 0
+    assert result["speedup"] == pytest.approx(
+        result["epoch_s_original"] / result["epoch_s_cached"], abs=0.01
+    )
+
+
+def test_loader_benchmark_gives_a_rate_per_worker_count(capsys):
+    from bench_loader import main
+
+    argv = ["--workers", "0", "1", "--copies", "1", "--epochs", "1"]
+    result = run_json(main, argv, capsys)
+    ratios = result["ratio_to_0_worker_original"]
+    for source in ("original", "cache"):
+        assert set(result["clips_per_s"][source]) == {"0", "1"}
+        assert all(rate > 0 for rate in result["clips_per_s"][source].values())
+    assert ratios["original"]["0"] == 1.0
+    assert ratios["cache"]["1"] == pytest.approx(
+        result["clips_per_s"]["cache"]["1"] / result["clips_per_s"]["original"]["0"], rel=0.02
+    )
