@@ -43,3 +43,11 @@ def tiny_run(tmp_path_factory):
         None, tiny_overrides(root, root.parent / "runs", "tiny", "trainer.max_epochs=1")
     )
     return train(config).best_checkpoint, sorted(root.glob("videos/*/*.avi"))[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_run):
+    """The tiny run's model, config and class names, loaded afresh for each test module."""
+    from convperceiver.engine.train import model_from_checkpoint
+
+    return model_from_checkpoint(tiny_run[0])

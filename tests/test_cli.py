@@ -80,34 +80,13 @@ def test_data_synth_then_check_on_the_synthetic_set(tmp_path, capsys):
         "1",
     )
     assert code == 0 and str(root) in out
-    code, out, _ = run(
-        capsys,
-        "data",
-        "check",
-        "--dataset",
-        "synthetic",
-        "--root",
-        str(root),
-        "--clip-duration",
-        "0.5",
-        "--json",
-    )
+    check = ["data", "check", "--dataset", "synthetic", "--root", str(root), "--json"]
+    code, out, _ = run(capsys, *check, "--clip-duration", "0.5")
     report = json.loads(out)
     assert code == 0 and report["problems"] == []
     broken = sorted((root / "videos").glob("*/*.avi"))[0]
     broken.write_bytes(b"")
-    code, out, _ = run(
-        capsys,
-        "data",
-        "check",
-        "--dataset",
-        "synthetic",
-        "--root",
-        str(root),
-        "--clip-duration",
-        "0.5",
-        "--json",
-    )
+    code, out, _ = run(capsys, *check, "--clip-duration", "0.5")
     problems = json.loads(out)["problems"]
     assert code == 1 and [p["path"] for p in problems] == [str(broken)]
 

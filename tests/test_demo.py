@@ -20,14 +20,11 @@ from urllib.request import urlopen
 
 import pytest
 from data_fixtures import write_tiny
-from test_train import tiny_overrides
 
 from convperceiver import demo as demo_module
 from convperceiver.analysis.explain import ExplainError
 from convperceiver.cli import main
-from convperceiver.config import load_config
 from convperceiver.demo import PROMPT, ClassifyVideo, DemoError, example_videos
-from convperceiver.engine.train import model_from_checkpoint, train
 from convperceiver.models import build_model
 
 SHARED_CLIP = (
@@ -68,20 +65,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One epoch on the tiny synthetic set: (best checkpoint, a synthetic mp4 clip)."""
-    root = tmp_path_factory.mktemp("synthetic") / "set"
-    config = load_config(
-        None, tiny_overrides(root, root.parent / "runs", "demo", "trainer.max_epochs=1")
-    )
-    checkpoint = train(config).best_checkpoint
-    clip = write_tiny(root.parent / "clips" / "square.mp4", codec="libx264")
-    return checkpoint, clip
-
-
-@pytest.fixture(scope="module")
-def trained(run):
-    return model_from_checkpoint(run[0])
+def run(tiny_run, tmp_path_factory):
+    """The tiny run's best checkpoint, and a synthetic mp4 clip."""
+    clip = write_tiny(tmp_path_factory.mktemp("clips") / "square.mp4", codec="libx264")
+    return tiny_run[0], clip
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from convperceiver.analysis.explain import (
     most_peaked_latents,
 )
 from convperceiver.cli import main
-from convperceiver.engine.train import model_from_checkpoint
 from convperceiver.models import build_model
 from convperceiver.models.backbone import MAX_BLOCKS, output_grid
 
@@ -27,24 +26,14 @@ FRAMES, CROP, CNN_BLOCKS = 4, 28, 2
 GRID = output_grid(CNN_BLOCKS, FRAMES, CROP, CROP)
 
 
-@pytest.fixture(scope="module")
-def run(tiny_run):
-    return tiny_run
-
-
-@pytest.fixture(scope="module")
-def trained(run):
-    return model_from_checkpoint(run[0])
-
-
-def video_for(source: str, run) -> Path:
-    return shared_videos()[0] if source == "shared" else run[1]
+def video_for(source: str, tiny_run) -> Path:
+    return shared_videos()[0] if source == "shared" else tiny_run[1]
 
 
 @pytest.mark.parametrize("source", ["shared", "synthetic"])
-def test_explain_writes_a_gif_and_a_contact_sheet(source, run, trained, tmp_path):
+def test_explain_writes_a_gif_and_a_contact_sheet(source, tiny_run, trained, tmp_path):
     model, config, class_names = trained
-    video = video_for(source, run)
+    video = video_for(source, tiny_run)
     result = explain_video(model, config, class_names, video, out=tmp_path, latents=2)
     assert result.method == "cross-attention"
     assert result.paths == [tmp_path / f"{video.stem}_explain.gif", result.sheet]
@@ -63,9 +52,9 @@ def test_explain_writes_a_gif_and_a_contact_sheet(source, run, trained, tmp_path
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_cross_attention_weights_sum_to_one_per_latent(run, trained):
+def test_cross_attention_weights_sum_to_one_per_latent(tiny_run, trained):
     model, config, _ = trained
-    clip, _ = middle_clip(run[1], config)
+    clip, _ = middle_clip(tiny_run[1], config)
     weights = cross_attention_weights(model, clip)
     assert weights.shape == (1, model.latents.shape[0], *GRID)  # (heads, N, T', H', W')
     assert torch.allclose(weights.sum(dim=(2, 3, 4)), torch.ones(1, 8), atol=1e-5)
@@ -101,26 +90,28 @@ def test_grad_cam_is_a_non_negative_map_on_the_grid(variant, blocks):
     assert all(p.grad is None for p in model.parameters())  # no side effects on the model
 
 
-def test_explain_falls_back_to_grad_cam_without_cross_attention(run, trained, tmp_path):
+def test_explain_falls_back_to_grad_cam_without_cross_attention(tiny_run, trained, tmp_path):
     _, config, class_names = trained
     torch.manual_seed(0)
     model = build_model(tiny_model_config(cross_blocks=0), num_classes=len(class_names))
-    result = explain_video(model, config, class_names, run[1], out=tmp_path, class_name="moving_up")
+    result = explain_video(
+        model, config, class_names, tiny_run[1], out=tmp_path, class_name="moving_up"
+    )
     assert result.method == "grad-cam" and result.class_name == "moving_up"
     assert result.attention.shape == GRID and (result.attention >= 0).all()
     assert result.gif.is_file() and result.sheet.is_file() and result.latents == []
 
 
-def test_bad_requests_are_explain_errors(run, trained, tmp_path):
+def test_bad_requests_are_explain_errors(tiny_run, trained, tmp_path):
     model, config, class_names = trained
     with pytest.raises(ExplainError, match="unknown class 'jumping'"):
-        explain_video(model, config, class_names, run[1], out=tmp_path, class_name="jumping")
+        explain_video(model, config, class_names, tiny_run[1], out=tmp_path, class_name="jumping")
     with pytest.raises(ExplainError, match="latents=-1"):
-        explain_video(model, config, class_names, run[1], out=tmp_path, latents=-1)
+        explain_video(model, config, class_names, tiny_run[1], out=tmp_path, latents=-1)
 
 
-def test_cli_explain_prints_the_files_and_the_top_classes(run, tmp_path, capsys):
-    checkpoint, video = run
+def test_cli_explain_prints_the_files_and_the_top_classes(tiny_run, tmp_path, capsys):
+    checkpoint, video = tiny_run
     argv = ["explain", "--checkpoint", str(checkpoint), str(video), "--out", str(tmp_path)]
     code = main([*argv, "--latents", "1"])
     out = capsys.readouterr().out
@@ -130,10 +121,10 @@ def test_cli_explain_prints_the_files_and_the_top_classes(run, tmp_path, capsys)
     assert "cross-attention" in out and "moving_" in out
 
 
-def test_cli_explain_on_an_unreadable_video_is_one_line(run, tmp_path, capsys):
+def test_cli_explain_on_an_unreadable_video_is_one_line(tiny_run, tmp_path, capsys):
     broken = tmp_path / "broken.avi"
     broken.write_text("not a video")
-    code = main(["explain", "--checkpoint", str(run[0]), str(broken), "--out", str(tmp_path)])
+    code = main(["explain", "--checkpoint", str(tiny_run[0]), str(broken), "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "broken.avi" in err

@@ -6,7 +6,6 @@ import torch
 from convperceiver.analysis import export
 from convperceiver.analysis.export import ExportError, export_model, run_exported
 from convperceiver.cli import main
-from convperceiver.engine.train import model_from_checkpoint
 
 FRAMES, CROP = 4, 28  # tiny_overrides' clip: 4 frames, a 28-pixel crop
 
@@ -15,16 +14,6 @@ def needs_onnx(fmt: str) -> None:
     if fmt == "onnx":
         for name in export.ONNX_PACKAGES:
             pytest.importorskip(name, reason=f"ONNX export needs {name} (the export extra)")
-
-
-@pytest.fixture(scope="module")
-def run(tiny_run):
-    return tiny_run
-
-
-@pytest.fixture(scope="module")
-def trained(run):
-    return model_from_checkpoint(run[0])
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
@@ -43,11 +32,11 @@ def test_exported_model_matches_pytorch_at_any_batch_size(fmt, trained, tmp_path
         assert (logits - expected).abs().max().item() <= export.TOLERANCE
 
 
-def test_cli_export_checks_parity_on_a_video_at_the_asked_length(run, tmp_path, capsys):
+def test_cli_export_checks_parity_on_a_video_at_the_asked_length(tiny_run, tmp_path, capsys):
     needs_onnx("onnx")
     import onnx
 
-    checkpoint, video = run
+    checkpoint, video = tiny_run
     out = tmp_path / "six.onnx"
     argv = ["export", "--checkpoint", str(checkpoint), "--format", "onnx", "--out", str(out)]
     code = main([*argv, "--frames", "6", "--video", str(video)])
@@ -58,12 +47,12 @@ def test_cli_export_checks_parity_on_a_video_at_the_asked_length(run, tmp_path, 
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 6, CROP, CROP]
 
 
-def test_a_failed_parity_check_deletes_the_file_and_exits_2(run, monkeypatch, capsys):
+def test_a_failed_parity_check_deletes_the_file_and_exits_2(tiny_run, monkeypatch, capsys):
     def wrong_logits(path, clips, *, fmt):
         return torch.full((len(clips), 4), 100.0)
 
     monkeypatch.setattr(export, "run_exported", wrong_logits)
-    checkpoint = run[0]
+    checkpoint = tiny_run[0]
     code = main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript"])
     err = capsys.readouterr().err
     assert code == 2
