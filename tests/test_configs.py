@@ -113,3 +113,15 @@ def test_frozen_suite_shares_its_runs_with_the_synthetic_suite():
     for variant in frozen.variants:
         for seed in frozen.seeds:
             assert frozen.resolve(variant, seed) == tables.resolve(shared[variant.name], seed)
+
+
+def test_cpu_suite_has_the_same_rows_on_a_smaller_budget():
+    full = load_suite(CONFIGS / "ablations" / "seed_tables_synthetic.yaml")
+    cpu = load_suite(CONFIGS / "ablations" / "seed_tables_synthetic_cpu.yaml")
+    assert cpu.sections == full.sections and cpu.output_dir != full.output_dir
+    for variant, reference in zip(cpu.variants, full.variants, strict=True):
+        small, large = cpu.resolve(variant, 0), full.resolve(reference, 0)
+        assert small.model == large.model
+        assert small.trainer.max_epochs < large.trainer.max_epochs
+        assert small.data.synth_videos_per_class < large.data.synth_videos_per_class
+        assert small.data.root != large.data.root  # a set of other parameters needs its folder
