@@ -11,13 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convperceiver.data import synthetic
-from convperceiver.data.synthetic import (
-    MIRRORED,
-    SYNTHETIC_CLASSES,
-    generate_synthetic,
-    render_video,
-)
+from convperceiver.data import synthetic, synthetic_render
+from convperceiver.data.synthetic import generate_synthetic
+from convperceiver.data.synthetic_render import MIRRORED, SYNTHETIC_CLASSES, render_video
 from convperceiver.data.video import decode_all_frames
 from convperceiver.errors import DatasetError
 
@@ -43,7 +39,7 @@ def scene_of(
 ):
     """The scene drawn for a class's video, and whether that class plays it backwards."""
     pair, backwards = divmod(SYNTHETIC_CLASSES.index(class_name), 2)
-    scene = synthetic._sample_scene(
+    scene = synthetic_render._sample_scene(
         pair, seed=0, index=index, frames=frames, size=size, background=background
     )
     return scene, bool(backwards)
@@ -96,7 +92,7 @@ def test_encoding_keeps_the_rendered_frames(tiny_set):
     assert np.abs(decoded.numpy().astype(int) - raw).mean() < 8
 
 
-@pytest.mark.parametrize("background", synthetic.BACKGROUNDS)
+@pytest.mark.parametrize("background", synthetic_render.BACKGROUNDS)
 @pytest.mark.parametrize("class_name", SYNTHETIC_CLASSES[::2])
 def test_the_label_changes_in_every_window_of_60_percent(class_name, background):
     frames, size = 16, 32
@@ -105,7 +101,7 @@ def test_the_label_changes_in_every_window_of_60_percent(class_name, background)
         scene, _ = scene_of(
             class_name, index=index, frames=frames, size=size, background=background
         )
-        video = synthetic._draw(replace(scene, distractors=[]), size).astype(int)
+        video = synthetic_render._draw(replace(scene, distractors=[]), size).astype(int)
         for start in range(frames - window + 1):
             changed = np.abs(video[start + window - 1] - video[start]).max(axis=-1) > 24
             assert changed.mean() > 0.015, (index, start)
@@ -126,7 +122,8 @@ def test_every_window_of_60_percent_sees_a_alone_then_b_alone(frames):
 def test_shapes_move_the_way_the_label_says(class_name, flip):
     for index in range(4):
         scene, backwards = scene_of(class_name, index=index)
-        coverage = synthetic._coverage(scene.actors[0], *WHOLE_FRAME)[:: -1 if backwards else 1]
+        coverage = synthetic_render._coverage(scene.actors[0], *WHOLE_FRAME)
+        coverage = coverage[::-1] if backwards else coverage
         if flip:
             coverage = coverage[:, :, ::-1]
         path = centroids(coverage)
@@ -139,7 +136,7 @@ def test_shapes_move_the_way_the_label_says(class_name, flip):
 def test_rotation_turns_the_way_the_label_says(class_name, flip):
     for index in range(4):
         scene, backwards = scene_of(class_name, index=index)
-        body, marker = (synthetic._coverage(layer, *WHOLE_FRAME) for layer in scene.actors)
+        body, marker = (synthetic_render._coverage(layer, *WHOLE_FRAME) for layer in scene.actors)
         if flip:
             body, marker = body[:, :, ::-1], marker[:, :, ::-1]
         arm = centroids(marker) - centroids(body)  # (T, 2) from the body's centre to the marker

@@ -18,7 +18,7 @@ from torchvision.transforms.v2 import functional as F
 
 from convperceiver.config import Config
 from convperceiver.data.clip_sampling import uniform_clip_times
-from convperceiver.data.synthetic import SYNTHETIC_CLASSES, render_video
+from convperceiver.data.synthetic_render import SYNTHETIC_CLASSES, render_video
 from convperceiver.data.transforms import eval_transform
 from convperceiver.data.video import decode_clip, probe_video
 

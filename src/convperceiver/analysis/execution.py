@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from convperceiver.config import Config
-from convperceiver.data.synthetic import SYNTHETIC_CLASSES, render_video
+from convperceiver.data.synthetic_render import SYNTHETIC_CLASSES, render_video
 from convperceiver.errors import ConfigError
 
 AMP_CHOICES = ("auto", "bf16", "off")
