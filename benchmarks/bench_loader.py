@@ -26,6 +26,7 @@ import torch
 from bench_cache import SHARED_VIDEOS, SIZE, gather_videos, training_dataset
 from torch.utils.data import DataLoader
 
+from convperceiver.analysis.measure import cpu_threads
 from convperceiver.data.cache import read_through_cache, write_cache
 from convperceiver.data.datasets import VideoRecord
 
@@ -60,8 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--videos", type=Path, default=SHARED_VIDEOS, help="real clips to add")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)  # the workers decode; the main process only collates
-    with tempfile.TemporaryDirectory() as tmp:
+    # The workers decode; the main process only collates.
+    with cpu_threads(1), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         records = gather_videos(folder, args.copies, shared=args.videos)
         write_cache(records, root=folder / "videos", cache=folder / "cache", size=SIZE, workers=2)
