@@ -28,13 +28,9 @@ def held_out_agreement(
     Every uniform test clip of every test video is scored (or the first `max_clips`); clips
     that failed to decode are left out.
     """
-    from convperceiver.data.datamodule import VideoDataModule
-    from convperceiver.engine.train import model_from_checkpoint
+    from convperceiver.engine.train import checkpoint_with_data
 
-    model, config, _ = model_from_checkpoint(checkpoint, overrides)
-    datamodule = VideoDataModule(config.data, config.eval, seed=config.trainer.seed)
-    datamodule.prepare_data()
-    datamodule.setup()
+    model, _, _, datamodule = checkpoint_with_data(checkpoint, overrides)
     stock = STOCK.prepare(model, device, train=False)
     ours = settings.prepare(model, device, train=False)
     agree = stock_right = ours_right = clips = 0

@@ -201,15 +201,12 @@ def model_from_checkpoint(
     return model.eval(), config, class_names
 
 
-def evaluate(
+def checkpoint_with_data(
     checkpoint: str | Path,
     overrides: list[str] | None = None,
-    *,
     config_path: str | Path | None = None,
-    out: Path | None = None,
-    split: str = "test",
-) -> RunResult:
-    """Evaluate a checkpoint on its test (or validation) videos, as at the end of training."""
+) -> tuple[FreezableClassifier, Config, list[str], VideoDataModule]:
+    """The trained model, its config and class names, and its dataset set up and checked."""
     model, config, class_names = model_from_checkpoint(checkpoint, overrides, config_path)
     datamodule = VideoDataModule(config.data, config.eval, seed=config.trainer.seed)
     datamodule.prepare_data()
@@ -219,6 +216,21 @@ def evaluate(
             f"the dataset's {len(datamodule.class_names)} classes differ from the checkpoint's "
             f"{len(class_names)}"
         )
+    return model, config, class_names, datamodule
+
+
+def evaluate(
+    checkpoint: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    config_path: str | Path | None = None,
+    out: Path | None = None,
+    split: str = "test",
+) -> RunResult:
+    """Evaluate a checkpoint on its test (or validation) videos, as at the end of training."""
+    model, config, class_names, datamodule = checkpoint_with_data(
+        checkpoint, overrides, config_path
+    )
     module = VideoClassifierModule(model=model, config=config, class_names=class_names)
     trainer = _trainer(config, None, logger=False)
     loader = datamodule.val_dataloader() if split == "val" else datamodule.test_dataloader()
