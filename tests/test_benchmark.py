@@ -18,6 +18,7 @@ from convperceiver.analysis.measure import PeakMemory, cpu_peak_supported
 from convperceiver.analysis.summary import summarize
 from convperceiver.cli import main
 from convperceiver.config import load_config
+from convperceiver.models import build_model
 
 TINY = [
     "model.cnn_blocks=2",
@@ -171,3 +172,20 @@ def test_benchmark_of_a_checkpoint_uses_its_config_and_reports_agreement(tiny_ru
     assert result["settings"]["clip"] == [3, data["num_frames"], size, size]
     assert 0 <= result["held_out_agreement"]["top1_agreement"] <= 1
     assert "held-out top-1 agreement" in format_benchmark(result)
+
+
+def test_stock_runs_channels_first_even_on_channels_last_clips():
+    """A convolution follows its input's format: stock must not inherit a channels-last clip."""
+    from convperceiver.analysis.execution import STOCK, Settings, synthetic_batches
+
+    config = load_config(overrides=TINY)
+    (batch,) = synthetic_batches(config, batch_size=2, count=1)
+    assert batch.is_contiguous()
+    fmt = torch.channels_last_3d
+    permuted = batch.contiguous(memory_format=fmt)
+    template = build_model(config.model, num_classes=3)
+    for settings, expect_last in ((STOCK, False), (Settings(channels_last=True), True)):
+        model = settings.prepare(template, torch.device("cpu"), train=False)
+        clip = settings.input(permuted)
+        assert clip.is_contiguous(memory_format=fmt) == expect_last
+        assert model.backbone(clip).is_contiguous(memory_format=fmt) == expect_last

@@ -86,3 +86,24 @@ def test_fused_adamw_takes_the_same_step_as_the_default_one(tiny_clip):
         stepped[fused] = dict(model.named_parameters())
     for name, parameter in stepped[True].items():
         torch.testing.assert_close(parameter, stepped[False][name], msg=name)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_module_runs_its_cnn_in_the_configured_memory_format(channels_last):
+    from convperceiver.config import load_config
+    from convperceiver.engine.module import VideoClassifierModule
+
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config(), num_classes=5).eval()
+    reference = copy.deepcopy(model)
+    config = load_config(overrides=[f"trainer.channels_last={channels_last}"])
+    module = VideoClassifierModule(model=model, config=config, class_names=list("abcde"))
+    features = {}
+    module.model.backbone.register_forward_hook(lambda m, i, out: features.update(out=out))
+    clip = torch.randn(2, 3, 4, 32, 32)  # channels-first, as the loader collates it
+    logits = module(clip)
+    fmt = torch.channels_last_3d
+    weights = [m.weight for m in module.model.backbone.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert all(w.is_contiguous(memory_format=fmt) == channels_last for w in weights)
+    assert features["out"].is_contiguous(memory_format=fmt) == channels_last
+    torch.testing.assert_close(logits, reference(clip), rtol=1e-4, atol=1e-5)

@@ -102,6 +102,7 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"  # auto | ddp | ddp_spawn | ...
     precision: str = "32"  # 32 | bf16-mixed | 16-mixed
+    channels_last: bool = True  # the CNN in channels_last_3d: faster convolutions, same values
     accumulate_grad_batches: int = 1
     gradient_clip_val: float = 0.0  # 0 = off
     early_stopping_patience: int = 0  # epochs without val improvement; 0 = off

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from convperceiver.config import Config
 from convperceiver.data.synthetic_render import SYNTHETIC_CLASSES, render_video
 from convperceiver.errors import ConfigError
+from convperceiver.models import memory_format, set_memory_format
 
 AMP_CHOICES = ("auto", "bf16", "off")
 
@@ -45,17 +46,16 @@ class Settings:
     def prepare(self, template: nn.Module, device: torch.device, *, train: bool) -> nn.Module:
         """An eager copy of `template` on `device` in this memory format."""
         model = copy.deepcopy(template).to(device).train(train)
-        if self.channels_last:
-            model.backbone.to(memory_format=torch.channels_last_3d)
+        set_memory_format(model, channels_last=self.channels_last)
         return model
 
     def runnable(self, model: nn.Module) -> Callable[[Tensor], Tensor]:
         return torch.compile(model) if self.compile else model
 
     def input(self, clips: Tensor) -> Tensor:
-        return (
-            clips.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else clips
-        )
+        """The clips in this memory format. A convolution runs in channels_last_3d when its
+        input is, whatever its weights' format: a stock run must get channels-first clips."""
+        return clips.contiguous(memory_format=memory_format(channels_last=self.channels_last))
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         if self.amp is None:
@@ -103,5 +103,5 @@ def synthetic_batches(config: Config, *, batch_size: int, count: int) -> list[Te
             for index in range(first, first + batch_size)
         ]
         clips = torch.from_numpy(np.stack(videos)).permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W)
-        batches.append((clips.float() / 255 - mean) / std)
+        batches.append(((clips.float() / 255 - mean) / std).contiguous())  # as a loader's
     return batches

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from convperceiver.config import Config, OptimConfig, to_dict
 from convperceiver.engine.metrics import EvaluationResult, evaluate_clips
-from convperceiver.models import FreezableClassifier
+from convperceiver.models import FreezableClassifier, set_memory_format
 
 CHECKPOINT_KEY = "convperceiver"
 
@@ -65,7 +65,7 @@ class VideoClassifierModule(pl.LightningModule):
         self, *, model: FreezableClassifier, config: Config, class_names: list[str]
     ) -> None:
         super().__init__()
-        self.model = model
+        self.model = set_memory_format(model, channels_last=config.trainer.channels_last)
         self.config = config
         self.class_names = class_names
         self.num_classes = len(class_names)

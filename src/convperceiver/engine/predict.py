@@ -13,7 +13,7 @@ from convperceiver.data.transforms import eval_transform
 from convperceiver.data.video import decode_clip, probe_video
 from convperceiver.engine.metrics import aggregate_clips
 from convperceiver.errors import ConvPerceiverError
-from convperceiver.models import FreezableClassifier
+from convperceiver.models import FreezableClassifier, set_memory_format
 
 
 @dataclass
@@ -48,7 +48,7 @@ class VideoPredictor:
         *,
         batch_size: int = 8,
     ) -> None:
-        self.model = model.eval()
+        self.model = set_memory_format(model, channels_last=config.trainer.channels_last).eval()
         self.class_names = class_names
         self.batch_size = batch_size
         data, evaluation = config.data, config.eval
