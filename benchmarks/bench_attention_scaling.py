@@ -15,13 +15,16 @@ more than --budget seconds is skipped and listed. Last, the self-attention-only 
 k = 4 runs one 64-frame clip (25,088 tokens), which must fit in 24 GiB.
 
     python benchmarks/bench_attention_scaling.py [--frames 8 16 ...] [--blocks 4 6 8]
-        [--budget 20] [--repeats 2] [--device auto] [--threads N] [--bf16] [--json]
+        [--budget 20] [--repeats 2] [--device auto] [--threads N] [--bf16] [--channels-first]
+        [--json]
+
+Models run as `convperceiver benchmark` runs "ours": the CNN in channels_last_3d, and with
+--bf16, bf16 autocast with the weights it casts cast once.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import sys
@@ -31,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from convperceiver.analysis.execution import Settings
 from convperceiver.analysis.measure import (
     PeakMemory,
     device_name,
@@ -85,13 +89,13 @@ def without_cnn(model: nn.Module) -> nn.Module:
 
 
 def measure(
-    model: nn.Module, frames: int, *, device: torch.device, repeats: int, bf16: bool
+    model: nn.Module, frames: int, *, device: torch.device, repeats: int, settings: Settings
 ) -> dict[str, Any]:
-    """CNN and attention seconds and peak MB of one forward of a (1, 3, frames, 112, 112) clip."""
+    """CNN and attention seconds and peak MB of one forward of a (1, 3, frames, 112, 112) clip,
+    `model` prepared by `settings`."""
     cnn, attention = model.backbone, without_cnn(model)
-    clip = torch.randn(1, 3, frames, SIZE, SIZE, device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else None
-    with torch.inference_mode(), autocast or contextlib.nullcontext():
+    clip = settings.input(torch.randn(1, 3, frames, SIZE, SIZE, device=device))
+    with torch.inference_mode(), settings.autocast(device):
         with PeakMemory(device) as cnn_peak:
             features = cnn(clip)  # also the CNN's warm-up
         cnn_s = median_seconds(lambda: cnn(clip), device, warmup=0, repeats=repeats)
@@ -114,11 +118,12 @@ def run_series(
     blocks: int, variant: str, frames: Sequence[int], args: argparse.Namespace
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Measured rows and skipped sizes of one (k, variant) series, smallest clip first."""
-    model = build(blocks, variant).to(args.device)
+    template = build(blocks, variant)
+    model = args.settings.prepare(template, args.device, train=False)
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     for count in sorted(frames):
-        flops = predicted_flops(model, count)
+        flops = predicted_flops(template, count)
         base = {"blocks": blocks, "variant": variant, "frames": count, "gflops": flops / 1e9}
         if rows:  # the previous size's rate, scaled to this size's FLOPs
             last = rows[-1]
@@ -128,10 +133,7 @@ def run_series(
                 tokens = int(torch.Size(output_grid(blocks, count, SIZE, SIZE)).numel())
                 skipped.append({**base, "tokens": tokens, "predicted_s": predicted_s})
                 continue
-        row = {
-            **base,
-            **measure(model, count, device=args.device, repeats=args.repeats, bf16=args.bf16),
-        }
+        row = {**base, **measure(model, count, repeats=args.repeats, **args.run)}
         rows.append(row)
         print(format_row(row), flush=True)
     return rows, skipped
@@ -143,11 +145,9 @@ def check_long_clip(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dic
     if done:
         row = done[0]
     else:
-        model = build(CHECK["blocks"], CHECK["variant"]).to(args.device)
-        row = {
-            **CHECK,
-            **measure(model, CHECK["frames"], device=args.device, repeats=1, bf16=args.bf16),
-        }
+        model = build(CHECK["blocks"], CHECK["variant"])
+        model = args.settings.prepare(model, args.device, train=False)
+        row = {**CHECK, **measure(model, CHECK["frames"], repeats=1, **args.run)}
     # An upper bound: the CNN's peak, plus the attention's growth over the features it kept.
     peaks = [row["cnn_peak_mb"], row["attention_peak_mb"]]
     peak = None if None in peaks else sum(peaks)
@@ -180,17 +180,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="cpu | cuda | auto")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (default fp32)")
+    parser.add_argument(
+        "--channels-first", action="store_true", help="the CNN channels-first (default last)"
+    )
     parser.add_argument("--no-check", action="store_true", help="skip the 64-frame check")
     parser.add_argument("--json", action="store_true", help="also print one JSON object")
     args = parser.parse_args(argv)
     args.device = resolve_device(args.device)
+    args.settings = Settings(
+        amp=torch.bfloat16 if args.bf16 else None, channels_last=not args.channels_first
+    )
+    args.run = {"device": args.device, "settings": args.settings}
     if args.threads:
         torch.set_num_threads(args.threads)
     load_before = load_average()
     keep_freed_heap()  # one allocator regime for every size; see its docstring
     print(
         f"device {args.device.type} ({device_name(args.device)}), {torch.get_num_threads()} "
-        f"threads, torch {torch.__version__}, {'bf16 autocast' if args.bf16 else 'fp32'}, "
+        f"threads, torch {torch.__version__}, {args.settings.describe()['dtype']}, "
+        f"CNN {args.settings.describe()['memory_format']}, "
         f"batch 1, {args.repeats} timed runs after 1 warm-up (median); "
         f"peak memory: {peak_method(args.device)}"
     )

@@ -104,3 +104,15 @@ def test_position_features_are_cached_per_grid(tiny_clip):
         model(tiny_clip)
         model(torch.randn(1, 3, 8, 32, 32))
     assert len(model._positions) == 2
+
+
+@pytest.mark.parametrize("variant", ["cross1_self1", "self_only", "baseline"])
+def test_weights_cast_once_give_what_autocast_gives(variant, tiny_clip):
+    from convperceiver.models import cast_for_autocast
+
+    model = build(variant).eval()
+    cast = cast_for_autocast(build(variant).eval(), torch.bfloat16)
+    assert cast.backbone.stem[0].weight.dtype == torch.bfloat16
+    assert cast.backbone.stem[1].weight.dtype == torch.float32  # BatchNorm stays as it was
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(cast(tiny_clip), model(tiny_clip))

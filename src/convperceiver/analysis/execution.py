@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from convperceiver.config import Config
 from convperceiver.data.synthetic_render import SYNTHETIC_CLASSES, render_video
 from convperceiver.errors import ConfigError
-from convperceiver.models import memory_format, set_memory_format
+from convperceiver.models import cast_for_autocast, memory_format, set_memory_format
 
 AMP_CHOICES = ("auto", "bf16", "off")
 
@@ -44,9 +44,12 @@ class Settings:
         }
 
     def prepare(self, template: nn.Module, device: torch.device, *, train: bool) -> nn.Module:
-        """An eager copy of `template` on `device` in this memory format."""
+        """An eager copy of `template` on `device` in this memory format; for inference under
+        autocast, with the weights autocast would cast at every call cast once."""
         model = copy.deepcopy(template).to(device).train(train)
         set_memory_format(model, channels_last=self.channels_last)
+        if self.amp is not None and not train:
+            cast_for_autocast(model, self.amp)
         return model
 
     def runnable(self, model: nn.Module) -> Callable[[Tensor], Tensor]:

@@ -15,6 +15,7 @@ __all__ = [
     "R2Plus1DClassifier",
     "TruncatedR2Plus1D",
     "build_model",
+    "cast_for_autocast",
     "memory_format",
     "set_memory_format",
 ]
@@ -72,4 +73,18 @@ def set_memory_format(model: FreezableClassifier, *, channels_last: bool) -> Fre
     its convolutions run faster (see benchmarks/RESULTS.md). Values are unchanged.
     """
     model.backbone.to(memory_format=memory_format(channels_last=channels_last))
+    return model
+
+
+def cast_for_autocast(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Cast, once and in place, the weights that autocast to `dtype` casts at every call.
+
+    Autocast rounds each Linear and convolution weight (and bias) to `dtype` in every forward
+    (its cache stays off under inference_mode), re-reading the fp32 weights each time. Cast
+    once, autocast finds them in `dtype` and the outputs are bit for bit the same. The model
+    then runs only under autocast, and only for inference.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv3d)):
+            module.to(dtype)
     return model
