@@ -1,6 +1,7 @@
 """Forward time and peak memory of the attention module against the number of CNN tokens.
 
-Clips of 8 to 128 frames at 112x112 (batch 1, inference), k = 4 / 6 / 8 CNN blocks, the seed's
+Clips of 8 to 128 frames at 112x112 (inference, batch 1 unless --batch-size says otherwise;
+times are per clip), k = 4 / 6 / 8 CNN blocks, the seed's
 attention hyper-parameters, two variants: `cross` (1 cross + 1 self: N = 256 latents of
 D = 512 read the M tokens) and `self-only` (cross_blocks=0, self_blocks=1: the M tokens attend
 to each other at the CNN's width). The truncated CNN and the attention module (tokens,
@@ -16,7 +17,7 @@ k = 4 runs one 64-frame clip (25,088 tokens), which must fit in 24 GiB.
 
     python benchmarks/bench_attention_scaling.py [--frames 8 16 ...] [--blocks 4 6 8]
         [--budget 20] [--repeats 2] [--device auto] [--threads N] [--bf16] [--channels-first]
-        [--json]
+        [--batch-size 1] [--json]
 
 Models run as `convperceiver benchmark` runs "ours": the CNN in channels_last_3d, and with
 --bf16, bf16 autocast with the weights it casts cast once.
@@ -89,12 +90,18 @@ def without_cnn(model: nn.Module) -> nn.Module:
 
 
 def measure(
-    model: nn.Module, frames: int, *, device: torch.device, repeats: int, settings: Settings
+    model: nn.Module,
+    frames: int,
+    *,
+    device: torch.device,
+    repeats: int,
+    settings: Settings,
+    batch: int = 1,
 ) -> dict[str, Any]:
-    """CNN and attention seconds and peak MB of one forward of a (1, 3, frames, 112, 112) clip,
-    `model` prepared by `settings`."""
+    """CNN and attention milliseconds per clip and peak MB of one forward of a
+    (batch, 3, frames, 112, 112) batch, `model` prepared by `settings`."""
     cnn, attention = model.backbone, without_cnn(model)
-    clip = settings.input(torch.randn(1, 3, frames, SIZE, SIZE, device=device))
+    clip = settings.input(torch.randn(batch, 3, frames, SIZE, SIZE, device=device))
     with torch.inference_mode(), settings.autocast(device):
         with PeakMemory(device) as cnn_peak:
             features = cnn(clip)  # also the CNN's warm-up
@@ -104,13 +111,14 @@ def measure(
         attention_s = median_seconds(lambda: attention(features), device, warmup=0, repeats=repeats)
     tokens = int(features.shape[2:].numel())
     return {
+        "batch": batch,
         "tokens": tokens,
-        "cnn_ms": 1000 * cnn_s,
-        "attention_ms": 1000 * attention_s,
+        "cnn_ms": 1000 * cnn_s / batch,
+        "attention_ms": 1000 * attention_s / batch,
         "attention_share_of_cnn": attention_s / cnn_s,
         "cnn_peak_mb": cnn_peak.megabytes,
         "attention_peak_mb": attention_peak.megabytes,
-        "score_matrix_mb": score_matrix_mb(model, tokens),
+        "score_matrix_mb": batch * score_matrix_mb(model, tokens),
     }
 
 
@@ -128,7 +136,7 @@ def run_series(
         if rows:  # the previous size's rate, scaled to this size's FLOPs
             last = rows[-1]
             rate = last["gflops"] / ((last["cnn_ms"] + last["attention_ms"]) / 1000)
-            predicted_s = flops / 1e9 / rate
+            predicted_s = args.batch_size * flops / 1e9 / rate  # one batch's forward
             if predicted_s > args.budget:
                 tokens = int(torch.Size(output_grid(blocks, count, SIZE, SIZE)).numel())
                 skipped.append({**base, "tokens": tokens, "predicted_s": predicted_s})
@@ -147,7 +155,8 @@ def check_long_clip(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dic
     else:
         model = build(CHECK["blocks"], CHECK["variant"])
         model = args.settings.prepare(model, args.device, train=False)
-        row = {**CHECK, **measure(model, CHECK["frames"], repeats=1, **args.run)}
+        run = {**args.run, "batch": 1}
+        row = {**CHECK, **measure(model, CHECK["frames"], repeats=1, **run)}
     # An upper bound: the CNN's peak, plus the attention's growth over the features it kept.
     peaks = [row["cnn_peak_mb"], row["attention_peak_mb"]]
     peak = None if None in peaks else sum(peaks)
@@ -159,7 +168,8 @@ def format_row(row: dict[str, Any]) -> str:
         return "n/a" if value is None else f"{value:.0f}"
 
     per_token = row["attention_peak_mb"]
-    per_token = "n/a" if per_token is None else f"{1024 * per_token / row['tokens']:.1f}"
+    tokens = row["tokens"] * row["batch"]
+    per_token = "n/a" if per_token is None else f"{1024 * per_token / tokens:.1f}"
     return (
         f"k={row['blocks']} {row['variant']:<9} {row['frames']:>3} frames "
         f"{row['tokens']:>6} tokens  "
@@ -183,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--channels-first", action="store_true", help="the CNN channels-first (default last)"
     )
+    parser.add_argument("--batch-size", type=int, default=1, help="clips per forward")
     parser.add_argument("--no-check", action="store_true", help="skip the 64-frame check")
     parser.add_argument("--json", action="store_true", help="also print one JSON object")
     args = parser.parse_args(argv)
@@ -190,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.settings = Settings(
         amp=torch.bfloat16 if args.bf16 else None, channels_last=not args.channels_first
     )
-    args.run = {"device": args.device, "settings": args.settings}
+    args.run = {"device": args.device, "settings": args.settings, "batch": args.batch_size}
     if args.threads:
         torch.set_num_threads(args.threads)
     load_before = load_average()
@@ -199,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"device {args.device.type} ({device_name(args.device)}), {torch.get_num_threads()} "
         f"threads, torch {torch.__version__}, {args.settings.describe()['dtype']}, "
         f"CNN {args.settings.describe()['memory_format']}, "
-        f"batch 1, {args.repeats} timed runs after 1 warm-up (median); "
+        f"batch {args.batch_size}, times per clip, {args.repeats} timed runs after 1 warm-up "
+        f"(median); "
         f"peak memory: {peak_method(args.device)}"
     )
     rows: list[dict[str, Any]] = []

@@ -50,11 +50,11 @@ def test_attention_scaling_times_the_cnn_and_the_attention_apart(capsys):
     from bench_attention_scaling import main
 
     argv = ["--blocks", "8", "--frames", "8", "--variants", "cross", "--no-check", "--bf16"]
-    assert main([*argv, "--repeats", "1", "--json"]) == 0
+    assert main([*argv, "--repeats", "1", "--batch-size", "2", "--json"]) == 0
     out = capsys.readouterr().out  # the text report, then the JSON object
     result = json.loads(out[out.index("\n{") :])
     (row,) = result["rows"]
-    assert (row["blocks"], row["frames"], row["tokens"]) == (8, 8, 1 * 7 * 7)
+    assert (row["blocks"], row["frames"], row["batch"], row["tokens"]) == (8, 8, 2, 1 * 7 * 7)
     assert row["cnn_ms"] > 0 and row["attention_ms"] > 0
     assert row["attention_share_of_cnn"] == pytest.approx(row["attention_ms"] / row["cnn_ms"])
     assert result["check"] is None
