@@ -68,9 +68,9 @@ def memory_format(*, channels_last: bool) -> torch.memory_format:
 def set_memory_format(model: FreezableClassifier, *, channels_last: bool) -> FreezableClassifier:
     """Lay the CNN's weights out channels_last_3d (or back to channels-first), in place.
 
-    A convolution whose weight is channels_last_3d runs in that format on oneDNN (CPU) and
-    cuDNN (CUDA) whatever its input's, and its output keeps it: the whole CNN follows, and
-    its convolutions run faster (see benchmarks/RESULTS.md). Values are unchanged.
+    A convolution that oneDNN (CPU) or cuDNN (CUDA) runs, and whose weight is channels_last_3d,
+    runs in that format whatever its input's, and its output keeps it: the whole CNN follows,
+    and its convolutions run faster (see benchmarks/RESULTS.md). Values are unchanged.
     """
     model.backbone.to(memory_format=memory_format(channels_last=channels_last))
     return model
