@@ -42,7 +42,7 @@ def held_out_agreement(
             clip, label = batch["clip"][keep].to(device), batch["label"][keep].to(device)
             if len(clip) == 0:
                 continue
-            reference = stock(clip).argmax(-1)
+            reference = stock(STOCK.input(clip)).argmax(-1)
             with settings.autocast(device):
                 predicted = ours(settings.input(clip)).argmax(-1)
             agree += int((reference == predicted).sum())
