@@ -58,3 +58,15 @@ def test_attention_scaling_times_the_cnn_and_the_attention_apart(capsys):
     assert row["cnn_ms"] > 0 and row["attention_ms"] > 0
     assert row["attention_share_of_cnn"] == pytest.approx(row["attention_ms"] / row["cnn_ms"])
     assert result["check"] is None
+
+
+def test_predict_benchmark_compares_fp32_and_bf16_on_the_same_clips(tiny_run, capsys):
+    from bench_predict import main
+
+    checkpoint, video = tiny_run
+    result = run_json(main, ["--checkpoint", str(checkpoint), str(video), "--repeats", "1"], capsys)
+    assert result["videos"] == 1 and result["clips"] >= 1
+    assert result["model_s_fp32"] > 0 and result["model_s_bf16"] > 0
+    assert result["speedup"] == pytest.approx(result["model_s_fp32"] / result["model_s_bf16"])
+    assert 0 < result["max_probability_difference"] < 0.05
+    assert result["top1_agreement"] in (0.0, 1.0)

@@ -228,3 +228,17 @@ def test_ddp_evaluation_counts_every_video_once(trained_run, tmp_path):
         outputs[devices] = json.loads((out / "test_metrics.json").read_text())
     assert outputs[2]["num_videos"] == outputs[1]["num_videos"] == 8
     assert outputs[2] == pytest.approx(outputs[1], abs=1e-5)
+
+
+def test_predict_in_bf16_gives_the_fp32_probabilities_to_bf16_precision(trained_run, capsys):
+    video = sorted((trained_run.run_dir.parents[1]).glob("**/videos/*/*.avi"))[0]
+    probabilities = {}
+    for amp in ("off", "bf16"):
+        argv = ["predict", "--checkpoint", str(trained_run.best_checkpoint), "--json"]
+        assert main([*argv, "--amp", amp, "--topk", "10", str(video)]) == 0
+        (prediction,) = json.loads(capsys.readouterr().out)
+        probabilities[amp] = {top["label"]: top["probability"] for top in prediction["top"]}
+    assert probabilities["off"].keys() == probabilities["bf16"].keys()
+    for label, fp32 in probabilities["off"].items():
+        assert probabilities["bf16"][label] == pytest.approx(fp32, abs=0.03)
+    assert probabilities["off"] != probabilities["bf16"]  # bf16 did run

@@ -134,11 +134,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from convperceiver.analysis.execution import inference_dtype
     from convperceiver.engine.predict import VideoPredictor
     from convperceiver.engine.train import model_from_checkpoint
 
     model, config, class_names = model_from_checkpoint(args.checkpoint, args.set)
-    predictor = VideoPredictor(model, config, class_names)
+    amp = inference_dtype(args.amp, torch.device("cpu"))
+    predictor = VideoPredictor(model, config, class_names, amp=amp)
     predictions = [predictor.predict(video, topk=args.topk) for video in args.videos]
     if args.json:
         _print_json([p.to_dict() for p in predictions])
@@ -393,6 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("videos", nargs="+", metavar="VIDEO")
     predict.add_argument("--topk", type=int, default=5)
     predict.add_argument("--json", action="store_true")
+    predict.add_argument(
+        "--amp",
+        choices=["off", "bf16", "auto"],
+        default="off",
+        help="bf16 autocast (auto: where the CPU has native bf16); default fp32",
+    )
     predict.add_argument(
         "--set",
         action="append",

@@ -76,16 +76,23 @@ def bf16_supported(device: torch.device) -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def inference_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of inference for amp: auto (bf16 where native) | bf16 | off (None)."""
+    if amp not in AMP_CHOICES:
+        raise ConfigError(f"amp {amp!r} is not one of: {', '.join(AMP_CHOICES)}")
+    if amp == "bf16" or (amp == "auto" and bf16_supported(device)):
+        return torch.bfloat16
+    return None
+
+
 def ours_settings(
     device: torch.device, *, amp: str, train_amp: bool, channels_last: bool, compile: bool
 ) -> tuple[Settings, Settings]:
     """(training, inference) settings of "ours"; amp: auto | bf16 | off, for inference."""
-    if amp not in AMP_CHOICES:
-        raise ConfigError(f"amp {amp!r} is not one of: {', '.join(AMP_CHOICES)}")
-    infer_bf16 = amp == "bf16" or (amp == "auto" and bf16_supported(device))
+    infer_amp = inference_dtype(amp, device)
     common = dict(channels_last=channels_last, compile=compile)
     train = Settings(amp=torch.bfloat16 if train_amp else None, fused_optimizer=True, **common)
-    return train, Settings(amp=torch.bfloat16 if infer_bf16 else None, **common)
+    return train, Settings(amp=infer_amp, **common)
 
 
 def synthetic_batches(config: Config, *, batch_size: int, count: int) -> list[Tensor]:
