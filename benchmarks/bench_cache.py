@@ -29,10 +29,15 @@ SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "video
 SIZE = (128, 171)
 
 
+def real_clips(shared: Path = SHARED_VIDEOS) -> list[Path]:
+    """The .mp4 and .avi files in `shared`, sorted; none if it is missing."""
+    sources = sorted(shared.glob("*.*")) if shared.is_dir() else []
+    return [s for s in sources if s.suffix in (".mp4", ".avi")]
+
+
 def gather_videos(folder: Path, copies: int, *, shared: Path = SHARED_VIDEOS) -> list[VideoRecord]:
     """Copies of the real clips in `shared` and of a small synthetic set, under one root."""
-    sources = sorted(shared.glob("*.*")) if shared.is_dir() else []
-    sources = [s for s in sources if s.suffix in (".mp4", ".avi")]
+    sources = real_clips(shared)
     synthetic = generate_synthetic(
         folder / "synthetic", classes=4, videos_per_class=3, frames=72, size=128, seed=0, workers=1
     )

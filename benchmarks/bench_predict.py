@@ -11,6 +11,7 @@ whether their top-1 classes agree. The ratio is from one run and never asserted.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -18,13 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from bench_cache import SHARED_VIDEOS, real_clips
 
 from convperceiver.analysis.measure import median_seconds
 from convperceiver.engine.predict import VideoPredictor
 from convperceiver.engine.train import model_from_checkpoint
 from convperceiver.errors import ConvPerceiverError
-
-SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,16 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args(argv)
-    videos = args.videos or sorted(
-        p for p in SHARED_VIDEOS.glob("*.*") if p.suffix in (".mp4", ".avi")
-    )
+    videos = args.videos or real_clips()
     if not videos:
         parser.error(f"no videos given and none in {SHARED_VIDEOS}")
-    predictors = {}
     try:
-        for name, amp in (("fp32", None), ("bf16", torch.bfloat16)):
-            model, config, class_names = model_from_checkpoint(args.checkpoint)
-            predictors[name] = VideoPredictor(model, config, class_names, amp=amp)
+        model, config, class_names = model_from_checkpoint(args.checkpoint)
+        predictors = {
+            # bf16 casts its model's weights in place, so it gets its own copy.
+            name: VideoPredictor(copy.deepcopy(model), config, class_names, amp=amp)
+            for name, amp in (("fp32", None), ("bf16", torch.bfloat16))
+        }
         start = time.perf_counter()
         clips = [predictors["fp32"].clips(video) for video in videos]
         decode_s = time.perf_counter() - start

@@ -145,18 +145,19 @@ def test_peak_memory_counts_what_is_allocated_inside():
 def test_held_out_agreement_scores_every_test_clip_of_a_checkpoint(tiny_run, tmp_path):
     from convperceiver.analysis.agreement import held_out_agreement
     from convperceiver.analysis.execution import Settings
-    from convperceiver.engine.train import evaluate
+    from convperceiver.engine.train import checkpoint_with_data, evaluate
 
     checkpoint, _ = tiny_run
     evaluated = evaluate(checkpoint, ["run.progress_bar=false"], out=tmp_path).metrics
     cpu = torch.device("cpu")
-    same_numerics = held_out_agreement(checkpoint, settings=Settings(), device=cpu)
+    model, _, _, data = checkpoint_with_data(checkpoint)
+    same_numerics = held_out_agreement(model, data, settings=Settings(), device=cpu)
     assert same_numerics["clips"] == evaluated["num_clips"]
     assert same_numerics["top1_agreement"] == 1.0
     assert same_numerics["stock_clip_top1"] == pytest.approx(evaluated["clip_top1"])
 
     bf16 = Settings(amp=torch.bfloat16, channels_last=True)
-    first = held_out_agreement(checkpoint, settings=bf16, device=cpu, max_clips=3)
+    first = held_out_agreement(model, data, settings=bf16, device=cpu, max_clips=3)
     assert first["clips"] == 3 and 0 <= first["top1_agreement"] <= 1
     assert first["settings"]["dtype"] == "bfloat16 autocast"
 

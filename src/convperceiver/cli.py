@@ -12,9 +12,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from convperceiver.config import Config, load_config
 from convperceiver.errors import ConfigError, ConvPerceiverError
+
+if TYPE_CHECKING:
+    from convperceiver.data.datamodule import VideoDataModule
+    from convperceiver.models import FreezableClassifier
 
 EXIT_USAGE = 2
 
@@ -50,12 +55,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from convperceiver.analysis.benchmark import format_benchmark, run_benchmark
 
-    config = _config(args)
     if args.checkpoint:
-        from convperceiver.engine.train import load_checkpoint
+        from convperceiver.engine.train import checkpoint_with_data
 
-        saved, _ = load_checkpoint(args.checkpoint)
-        config = load_config(args.config, args.overrides, base=saved["config"])
+        model, config, _, datamodule = checkpoint_with_data(
+            args.checkpoint, args.overrides, args.config
+        )
+    else:
+        config = _config(args)
     result = run_benchmark(
         config,
         batch_size=args.batch_size,
@@ -71,7 +78,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     if args.checkpoint:
-        result["held_out_agreement"] = _held_out_agreement(args)
+        result["held_out_agreement"] = {
+            "checkpoint": str(args.checkpoint),
+            **_held_out_agreement(args, model, datamodule),
+        }
     if args.json:
         _print_json(result)
     else:
@@ -79,7 +89,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def _held_out_agreement(args: argparse.Namespace) -> dict:
+def _held_out_agreement(
+    args: argparse.Namespace, model: FreezableClassifier, datamodule: VideoDataModule
+) -> dict:
     """`benchmark --checkpoint`: our inference settings against stock on its test clips."""
     from convperceiver.analysis.agreement import held_out_agreement
     from convperceiver.analysis.execution import ours_settings
@@ -95,11 +107,7 @@ def _held_out_agreement(args: argparse.Namespace) -> dict:
     )
     with cpu_threads(args.threads):
         return held_out_agreement(
-            args.checkpoint,
-            settings=infer,
-            device=device,
-            overrides=args.overrides,
-            max_clips=args.agreement_clips,
+            model, datamodule, settings=infer, device=device, max_clips=args.agreement_clips
         )
 
 

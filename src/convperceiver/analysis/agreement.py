@@ -7,30 +7,28 @@ split show what bf16 autocast and channels_last_3d change in the predictions tha
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from convperceiver.analysis.execution import STOCK, Settings
+from convperceiver.data.datamodule import VideoDataModule
+from convperceiver.models import FreezableClassifier
 
 
 def held_out_agreement(
-    checkpoint: str | Path,
+    model: FreezableClassifier,
+    datamodule: VideoDataModule,
     *,
     settings: Settings,
     device: torch.device,
-    overrides: list[str] | None = None,
     max_clips: int | None = None,
 ) -> dict[str, Any]:
-    """Clip-level top-1 of stock fp32 and of `settings` on the checkpoint's test clips.
+    """Clip-level top-1 of stock fp32 and of `settings` on a trained model's test clips.
 
     Every uniform test clip of every test video is scored (or the first `max_clips`); clips
     that failed to decode are left out.
     """
-    from convperceiver.engine.train import checkpoint_with_data
-
-    model, _, _, datamodule = checkpoint_with_data(checkpoint, overrides)
     stock = STOCK.prepare(model, device, train=False)
     ours = settings.prepare(model, device, train=False)
     agree = stock_right = ours_right = clips = 0
@@ -52,9 +50,8 @@ def held_out_agreement(
             if max_clips is not None and clips >= max_clips:
                 break
     if clips == 0:
-        raise ValueError(f"{checkpoint}: its test split gave no clip to compare on")
+        raise ValueError("the test split gave no clip to compare on")
     return {
-        "checkpoint": str(checkpoint),
         "settings": settings.describe(),
         "clips": clips,
         "top1_agreement": agree / clips,
