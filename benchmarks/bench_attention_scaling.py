@@ -35,8 +35,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from convperceiver.analysis.execution import Settings
-from convperceiver.analysis.measure import (
+from convperceiver.config import ModelConfig
+from convperceiver.models import build_model
+from convperceiver.models.backbone import output_grid
+from convperceiver.profiling.execution import Settings
+from convperceiver.profiling.flops import forward_flops
+from convperceiver.profiling.measure import (
     PeakMemory,
     device_name,
     keep_freed_heap,
@@ -45,10 +49,6 @@ from convperceiver.analysis.measure import (
     peak_method,
     resolve_device,
 )
-from convperceiver.analysis.summary import forward_flops
-from convperceiver.config import ModelConfig
-from convperceiver.models import build_model
-from convperceiver.models.backbone import output_grid
 
 SIZE = 112
 NUM_CLASSES = 51

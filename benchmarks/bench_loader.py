@@ -26,9 +26,9 @@ import torch
 from bench_cache import SHARED_VIDEOS, SIZE, gather_videos, training_dataset
 from torch.utils.data import DataLoader
 
-from convperceiver.analysis.measure import cpu_threads
 from convperceiver.data.cache import read_through_cache, write_cache
 from convperceiver.data.datasets import VideoRecord
+from convperceiver.profiling.measure import cpu_threads
 
 
 def clips_per_second(records: list[VideoRecord], *, workers: int, epochs: int) -> float:

@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 from bench_cache import SHARED_VIDEOS, real_clips
 
-from convperceiver.analysis.measure import median_seconds
 from convperceiver.engine.predict import VideoPredictor
 from convperceiver.engine.train import model_from_checkpoint
 from convperceiver.errors import ConvPerceiverError
+from convperceiver.profiling.measure import median_seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from test_train import tiny_overrides
 
-from convperceiver.analysis import ablation
 from convperceiver.cli import main
 from convperceiver.errors import ConfigError
+from convperceiver.experiments import ablation
 
 
 def write_suite(folder: Path, root: Path, *, variant_override: str = "model.self_blocks=0") -> Path:

@@ -13,12 +13,12 @@ import json
 import pytest
 import torch
 
-from convperceiver.analysis.benchmark import format_benchmark
-from convperceiver.analysis.measure import PeakMemory, cpu_peak_supported
-from convperceiver.analysis.summary import summarize
 from convperceiver.cli import main
 from convperceiver.config import load_config
 from convperceiver.models import build_model
+from convperceiver.profiling.benchmark import format_benchmark
+from convperceiver.profiling.measure import PeakMemory, cpu_peak_supported
+from convperceiver.profiling.summary import summarize
 
 TINY = [
     "model.cnn_blocks=2",
@@ -143,9 +143,9 @@ def test_peak_memory_counts_what_is_allocated_inside():
 
 
 def test_held_out_agreement_scores_every_test_clip_of_a_checkpoint(tiny_run, tmp_path):
-    from convperceiver.analysis.agreement import held_out_agreement
-    from convperceiver.analysis.execution import Settings
     from convperceiver.engine.train import checkpoint_with_data, evaluate
+    from convperceiver.profiling.agreement import held_out_agreement
+    from convperceiver.profiling.execution import Settings
 
     checkpoint, _ = tiny_run
     evaluated = evaluate(checkpoint, ["run.progress_bar=false"], out=tmp_path).metrics
@@ -177,7 +177,7 @@ def test_benchmark_of_a_checkpoint_uses_its_config_and_reports_agreement(tiny_ru
 
 def test_stock_runs_channels_first_even_on_channels_last_clips():
     """A convolution follows its input's format: stock must not inherit a channels-last clip."""
-    from convperceiver.analysis.execution import STOCK, Settings, synthetic_batches
+    from convperceiver.profiling.execution import STOCK, Settings, synthetic_batches
 
     config = load_config(overrides=TINY)
     (batch,) = synthetic_batches(config, batch_size=2, count=1)

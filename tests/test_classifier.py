@@ -108,7 +108,7 @@ def test_position_features_are_cached_per_grid(tiny_clip):
 
 @pytest.mark.parametrize("variant", ["cross1_self1", "self_only", "baseline"])
 def test_weights_cast_once_give_what_autocast_gives(variant, tiny_clip):
-    from convperceiver.models import cast_for_autocast
+    from convperceiver.models.runtime import cast_for_autocast
 
     model = build(variant).eval()
     cast = cast_for_autocast(build(variant).eval(), torch.bfloat16)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from convperceiver.analysis.ablation import load_suite
 from convperceiver.config import load_config
+from convperceiver.experiments.ablation import load_suite
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SEED_ROWS = sorted(p.stem for p in (CONFIGS / "hmdb51").glob("*.yaml"))

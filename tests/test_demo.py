@@ -21,10 +21,10 @@ from urllib.request import urlopen
 import pytest
 from data_fixtures import write_tiny
 
-from convperceiver import demo as demo_module
-from convperceiver.analysis.explain import ExplainError
 from convperceiver.cli import main
-from convperceiver.demo import PROMPT, ClassifyVideo, DemoError, example_videos
+from convperceiver.deploy import demo as demo_module
+from convperceiver.deploy.demo import PROMPT, ClassifyVideo, DemoError, example_videos
+from convperceiver.explain.explain import ExplainError
 from convperceiver.models import build_model
 
 SHARED_CLIP = (
@@ -179,7 +179,7 @@ def test_the_command_serves_on_localhost_and_prints_the_address(run):
 
 def test_a_taken_port_is_one_line(trained):
     require("gradio", "pip install 'convperceiver[demo]'")
-    from convperceiver.demo import build_demo, launch_demo
+    from convperceiver.deploy.demo import build_demo, launch_demo
 
     page_demo = build_demo(*trained)
     with socket.socket() as taken:
@@ -202,7 +202,7 @@ def test_the_page_in_a_browser(trained, run, not_a_video, tmp_path):
     executable = chromium()
     from playwright.sync_api import expect, sync_playwright
 
-    from convperceiver.demo import build_demo, launch_demo
+    from convperceiver.deploy.demo import build_demo, launch_demo
 
     examples = tmp_path / "examples"
     examples.mkdir()

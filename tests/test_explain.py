@@ -8,8 +8,9 @@ from conftest import tiny_model_config
 from data_fixtures import shared_videos
 from PIL import Image
 
-from convperceiver.analysis.clips import middle_clip
-from convperceiver.analysis.explain import (
+from convperceiver.cli import main
+from convperceiver.engine.clips import middle_clip
+from convperceiver.explain.explain import (
     ExplainError,
     cross_attention_map,
     cross_attention_weights,
@@ -17,7 +18,6 @@ from convperceiver.analysis.explain import (
     grad_cam,
     most_peaked_latents,
 )
-from convperceiver.cli import main
 from convperceiver.models import build_model
 from convperceiver.models.backbone import MAX_BLOCKS, output_grid
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from convperceiver.analysis import export
-from convperceiver.analysis.export import ExportError, export_model, run_exported
 from convperceiver.cli import main
+from convperceiver.deploy import export
+from convperceiver.deploy.export import ExportError, export_model, run_exported
 
 FRAMES, CROP = 4, 28  # tiny_overrides' clip: 4 frames, a 28-pixel crop
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from convperceiver.analysis.summary import format_summary, summarize
 from convperceiver.config import load_config
+from convperceiver.profiling.summary import format_summary, summarize
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "hmdb51"
 

@@ -40,8 +40,8 @@ def _print_json(obj: object) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from convperceiver.analysis.summary import format_summary, summarize
     from convperceiver.data.datamodule import dataset_num_classes
+    from convperceiver.profiling.summary import format_summary, summarize
 
     config = _config(args)
     summary = summarize(config, num_classes=dataset_num_classes(config.data))
@@ -53,7 +53,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from convperceiver.analysis.benchmark import format_benchmark, run_benchmark
+    from convperceiver.profiling.benchmark import format_benchmark, run_benchmark
 
     if args.checkpoint:
         from convperceiver.engine.train import checkpoint_with_data
@@ -93,9 +93,9 @@ def _held_out_agreement(
     args: argparse.Namespace, model: FreezableClassifier, datamodule: VideoDataModule
 ) -> dict:
     """`benchmark --checkpoint`: our inference settings against stock on its test clips."""
-    from convperceiver.analysis.agreement import held_out_agreement
-    from convperceiver.analysis.execution import ours_settings
-    from convperceiver.analysis.measure import cpu_threads, resolve_device
+    from convperceiver.profiling.agreement import held_out_agreement
+    from convperceiver.profiling.execution import ours_settings
+    from convperceiver.profiling.measure import cpu_threads, resolve_device
 
     device = resolve_device(args.device)
     _, infer = ours_settings(
@@ -144,9 +144,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from convperceiver.analysis.execution import inference_dtype
     from convperceiver.engine.predict import VideoPredictor
     from convperceiver.engine.train import model_from_checkpoint
+    from convperceiver.profiling.execution import inference_dtype
 
     model, config, class_names = model_from_checkpoint(args.checkpoint, args.set)
     amp = inference_dtype(args.amp, torch.device("cpu"))
@@ -167,8 +167,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from convperceiver.analysis.explain import explain_video
     from convperceiver.engine.train import model_from_checkpoint
+    from convperceiver.explain.explain import explain_video
 
     model, config, class_names = model_from_checkpoint(args.checkpoint)
     result = explain_video(
@@ -189,7 +189,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from convperceiver.demo import build_demo, launch_demo
+    from convperceiver.deploy.demo import build_demo, launch_demo
     from convperceiver.engine.train import model_from_checkpoint
 
     model, config, class_names = model_from_checkpoint(args.checkpoint)
@@ -201,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from convperceiver.analysis.export import SUFFIXES, export_model
+    from convperceiver.deploy.export import SUFFIXES, export_model
     from convperceiver.engine.train import model_from_checkpoint
 
     overrides = [] if args.frames is None else [f"eval.num_frames={args.frames}"]
@@ -244,7 +244,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from convperceiver.analysis.ablation import load_suite, run_suite
+    from convperceiver.experiments.ablation import load_suite, run_suite
 
     suite = load_suite(args.suite, args.overrides)
     index, count = args.shard

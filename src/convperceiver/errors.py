@@ -19,3 +19,19 @@ class DatasetError(ConvPerceiverError):
 
 class VideoError(ConvPerceiverError):
     """A video file cannot be opened or decoded, or holds no frames."""
+
+
+class CheckpointError(ConvPerceiverError):
+    """A checkpoint file is missing or was not written by convperceiver."""
+
+
+class ExplainError(ConvPerceiverError):
+    """An explanation was asked for a class the model does not know, or a negative latent count."""
+
+
+class ExportError(ConvPerceiverError):
+    """An export cannot run here, or its file does not reproduce the model's logits."""
+
+
+class DemoError(ConvPerceiverError):
+    """Gradio is not installed, the examples folder holds no video, or the port is taken."""

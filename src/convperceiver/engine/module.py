@@ -12,7 +12,8 @@ from torch import Tensor
 
 from convperceiver.config import Config, OptimConfig, to_dict
 from convperceiver.engine.metrics import EvaluationResult, evaluate_clips
-from convperceiver.models import FreezableClassifier, set_memory_format
+from convperceiver.models import FreezableClassifier
+from convperceiver.models.runtime import set_memory_format
 
 CHECKPOINT_KEY = "convperceiver"
 

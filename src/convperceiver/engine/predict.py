@@ -13,7 +13,8 @@ from convperceiver.data.transforms import eval_transform
 from convperceiver.data.video import decode_clip, probe_video
 from convperceiver.engine.metrics import aggregate_clips
 from convperceiver.errors import ConvPerceiverError
-from convperceiver.models import FreezableClassifier, cast_for_autocast, set_memory_format
+from convperceiver.models import FreezableClassifier
+from convperceiver.models.runtime import cast_for_autocast, set_memory_format
 
 
 @dataclass

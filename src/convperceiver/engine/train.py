@@ -25,16 +25,12 @@ from convperceiver.data.datamodule import VideoDataModule
 from convperceiver.engine.callbacks import ClipThroughput
 from convperceiver.engine.module import CHECKPOINT_KEY, VideoClassifierModule
 from convperceiver.engine.reports import plot_curves, write_evaluation
-from convperceiver.errors import ConfigError, ConvPerceiverError
+from convperceiver.errors import CheckpointError, ConfigError
 from convperceiver.models import FreezableClassifier, build_model
 
 log = logging.getLogger(__name__)
 
 MONITOR = "val/video_top1"
-
-
-class CheckpointError(ConvPerceiverError):
-    """A checkpoint file is missing or was not written by convperceiver."""
 
 
 @dataclass

@@ -34,14 +34,14 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from convperceiver.analysis.plots import plot_suite
-from convperceiver.analysis.summary import summarize
-from convperceiver.analysis.tables import markdown, write_csv
 from convperceiver.config import Config, load_config
 from convperceiver.data.datamodule import dataset_num_classes
 from convperceiver.engine.reports import read_csv_logs
 from convperceiver.engine.train import evaluate, train
 from convperceiver.errors import ConfigError
+from convperceiver.experiments.plots import plot_suite
+from convperceiver.experiments.tables import markdown, write_csv
+from convperceiver.profiling.summary import summarize
 
 log = logging.getLogger(__name__)
 

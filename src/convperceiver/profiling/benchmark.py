@@ -26,8 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convperceiver.analysis.execution import STOCK, Settings, ours_settings, synthetic_batches
-from convperceiver.analysis.measure import (
+from convperceiver.config import Config, ModelConfig, OptimConfig
+from convperceiver.errors import ConfigError
+from convperceiver.models import build_model
+from convperceiver.profiling.execution import STOCK, Settings, ours_settings, synthetic_batches
+from convperceiver.profiling.flops import training_flops
+from convperceiver.profiling.measure import (
     PeakMemory,
     cpu_threads,
     device_name,
@@ -37,12 +41,8 @@ from convperceiver.analysis.measure import (
     peak_method,
     resolve_device,
     seconds,
-    training_flops,
 )
-from convperceiver.analysis.summary import summarize
-from convperceiver.config import Config, ModelConfig, OptimConfig
-from convperceiver.errors import ConfigError
-from convperceiver.models import build_model
+from convperceiver.profiling.summary import summarize
 
 
 @dataclass

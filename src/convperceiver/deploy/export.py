@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from convperceiver.analysis.clips import eval_num_frames, middle_clip, synthetic_clip
 from convperceiver.config import Config
-from convperceiver.errors import ConvPerceiverError
+from convperceiver.engine.clips import eval_num_frames, middle_clip, synthetic_clip
+from convperceiver.errors import ExportError
 from convperceiver.models import FreezableClassifier
 
 FORMATS = ("onnx", "torchscript")
@@ -31,10 +31,6 @@ TOLERANCE = 1e-3  # max abs difference of logits
 # mobile) could not load the file.
 OPSET = 20
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
-
-
-class ExportError(ConvPerceiverError):
-    """An export cannot run here, or its file does not reproduce the model's logits."""
 
 
 @dataclass

@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from convperceiver.analysis.clips import display_frames, middle_clip
-from convperceiver.analysis.overlays import contact_sheet, heat, overlay, write_gif
 from convperceiver.config import Config
-from convperceiver.errors import ConvPerceiverError
+from convperceiver.engine.clips import display_frames, middle_clip
+from convperceiver.errors import ExplainError
+from convperceiver.explain.overlays import contact_sheet, heat, overlay, write_gif
 from convperceiver.models import ConvPerceiver, FreezableClassifier
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 TOP_K = 5
 CROSS_ATTENTION = "cross-attention"
 GRAD_CAM = "grad-cam"
-
-
-class ExplainError(ConvPerceiverError):
-    """An explanation was asked for a class the model does not know, or a negative latent count."""
 
 
 @dataclass

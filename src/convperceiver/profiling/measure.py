@@ -11,7 +11,6 @@ one's peak hiding the next one's.
 from __future__ import annotations
 
 import contextlib
-import copy
 import ctypes
 import ctypes.util
 import gc
@@ -26,11 +25,7 @@ from types import TracebackType
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from convperceiver.analysis.summary import SDPA_CPU_FLOPS
 from convperceiver.errors import ConfigError
 
 PROC_STATUS = Path("/proc/self/status")
@@ -199,16 +194,3 @@ def load_average() -> list[float] | None:
         return [round(value, 2) for value in os.getloadavg()]
     except OSError:
         return None
-
-
-def training_flops(model: nn.Module, clip_shape: tuple[int, ...]) -> int:
-    """FLOPs of one training step's forward and backward, counted from shapes on the meta device.
-
-    Frozen parameters get no weight gradient, so this is not simply 3x the forward.
-    """
-    model = copy.deepcopy(model).to("meta").train()
-    clip = torch.zeros(clip_shape, device="meta")
-    labels = torch.zeros(clip_shape[0], dtype=torch.long, device="meta")
-    with FlopCounterMode(display=False, custom_mapping=SDPA_CPU_FLOPS) as counter:
-        F.cross_entropy(model(clip), labels).backward()
-    return counter.get_total_flops()

@@ -18,11 +18,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from convperceiver.analysis.explain import CROSS_ATTENTION, explain_video
 from convperceiver.config import Config
 from convperceiver.data.datasets import VIDEO_SUFFIXES
 from convperceiver.engine.predict import VideoPredictor
-from convperceiver.errors import ConvPerceiverError
+from convperceiver.errors import ConvPerceiverError, DemoError
+from convperceiver.explain.explain import CROSS_ATTENTION, explain_video
 from convperceiver.models import FreezableClassifier
 
 if TYPE_CHECKING:
@@ -37,10 +37,6 @@ PROMPT = "Upload a video, or pick one of the example clips."
 
 # The values of the page's three outputs: top-k {class: probability}, overlay file, message.
 Outputs = tuple[dict[str, float] | None, str | None, str]
-
-
-class DemoError(ConvPerceiverError):
-    """Gradio is not installed, the examples folder holds no video, or the port is taken."""
 
 
 def _gradio() -> ModuleType:

@@ -10,32 +10,12 @@ import dataclasses
 from typing import Any
 
 import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from convperceiver.config import Config
-from convperceiver.models import build_model, count_parameters
+from convperceiver.models import build_model
 from convperceiver.models.classifier import ConvPerceiver
-
-aten = torch.ops.aten
-
-
-def _sdpa_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-# torch's registry covers the CUDA kernels of SDPA but not the fused CPU one.
-SDPA_CPU_FLOPS = {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops}
-
-
-def forward_flops(model: nn.Module, clip: torch.Tensor) -> tuple[int, int]:
-    """(total, CNN backbone) FLOPs of one forward pass; a multiply-add counts as 2."""
-    model = model.eval().requires_grad_(False)
-    with FlopCounterMode(display=False, custom_mapping=SDPA_CPU_FLOPS) as counter:
-        model(clip)
-    counts = counter.get_flop_counts()
-    backbone = next((c for name, c in counts.items() if name.endswith(".backbone")), {})
-    return counter.get_total_flops(), sum(backbone.values())
+from convperceiver.models.runtime import count_parameters
+from convperceiver.profiling.flops import forward_flops
 
 
 def summarize(config: Config, *, num_classes: int) -> dict[str, Any]:

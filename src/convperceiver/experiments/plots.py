@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from convperceiver.analysis.tables import group_by_variant
+from convperceiver.experiments.tables import group_by_variant
 
 
 def _slug(text: str) -> str:

@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from convperceiver.analysis.execution import STOCK, Settings
 from convperceiver.data.datamodule import VideoDataModule
 from convperceiver.models import FreezableClassifier
+from convperceiver.profiling.execution import STOCK, Settings
 
 
 def held_out_agreement(

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from convperceiver.config import Config
 from convperceiver.data.synthetic_render import SYNTHETIC_CLASSES, render_video
 from convperceiver.errors import ConfigError
-from convperceiver.models import cast_for_autocast, memory_format, set_memory_format
+from convperceiver.models.runtime import cast_for_autocast, memory_format, set_memory_format
 
 AMP_CHOICES = ("auto", "bf16", "off")
 

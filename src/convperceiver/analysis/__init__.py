@@ -1,1 +1,0 @@
-"""Reports on models and runs: summaries, benchmarks, ablation tables and plots."""

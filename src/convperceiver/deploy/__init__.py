@@ -1,0 +1,1 @@
+"""`convperceiver export` and `demo`: a trained model outside this package."""

@@ -1,0 +1,1 @@
+"""`convperceiver ablate`: suites of variants and seeds, their tables and their plots."""

@@ -1,0 +1,1 @@
+"""`convperceiver explain`: cross-attention maps or Grad-CAM over a video's frames."""

@@ -1,0 +1,44 @@
+"""How a built model runs: its memory format, weights cast for autocast, parameter counts."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from convperceiver.models.classifier import FreezableClassifier
+
+
+def count_parameters(module: nn.Module, *, trainable: bool | None = None) -> int:
+    """Parameters of `module`; only trainable (or only frozen) ones when `trainable` is set."""
+    return sum(
+        p.numel() for p in module.parameters() if trainable is None or p.requires_grad == trainable
+    )
+
+
+def memory_format(*, channels_last: bool) -> torch.memory_format:
+    return torch.channels_last_3d if channels_last else torch.contiguous_format
+
+
+def set_memory_format(model: FreezableClassifier, *, channels_last: bool) -> FreezableClassifier:
+    """Lay the CNN's weights out channels_last_3d (or back to channels-first), in place.
+
+    A convolution that oneDNN (CPU) or cuDNN (CUDA) runs, and whose weight is channels_last_3d,
+    runs in that format whatever its input's, and its output keeps it: the whole CNN follows,
+    and its convolutions run faster (see benchmarks/RESULTS.md). Values are unchanged.
+    """
+    model.backbone.to(memory_format=memory_format(channels_last=channels_last))
+    return model
+
+
+def cast_for_autocast(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Cast, once and in place, the weights that autocast to `dtype` casts at every call.
+
+    Autocast rounds each Linear and convolution weight (and bias) to `dtype` in every forward
+    (its cache stays off under inference_mode), re-reading the fp32 weights each time. Cast
+    once, autocast finds them in `dtype` and the outputs are bit for bit the same. The model
+    then runs only under autocast, and only for inference.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv3d)):
+            module.to(dtype)
+    return model

@@ -1,0 +1,1 @@
+"""`convperceiver summary` and `benchmark`: parameters, FLOPs, speed and bf16 agreement."""
