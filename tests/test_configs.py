@@ -123,5 +123,5 @@ def test_cpu_suite_has_the_same_rows_on_a_smaller_budget():
         small, large = cpu.resolve(variant, 0), full.resolve(reference, 0)
         assert small.model == large.model
         assert small.trainer.max_epochs < large.trainer.max_epochs
-        assert small.data.synth_videos_per_class < large.data.synth_videos_per_class
+        assert small.data.synthetic.videos_per_class < large.data.synthetic.videos_per_class
         assert small.data.root != large.data.root  # a set of other parameters needs its folder

@@ -23,10 +23,10 @@ SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "video
 def tiny_overrides(root: Path, output: Path, name: str, *extra: str) -> list[str]:
     return [
         f"data.root={root}",
-        "data.synth_classes=4",
-        "data.synth_videos_per_class=6",
-        "data.synth_frames=16",
-        "data.synth_size=32",
+        "data.synthetic.classes=4",
+        "data.synthetic.videos_per_class=6",
+        "data.synthetic.frames=16",
+        "data.synthetic.size=32",
         "data.num_frames=4",
         "data.clip_duration=0.5",
         "data.resize=[32,32]",

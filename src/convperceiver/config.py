@@ -42,13 +42,26 @@ class ModelConfig:
     dropout: float = 0.0  # on attention weights and feed-forward outputs
     freeze_cnn_blocks: int = 0  # freeze the stem and the first n blocks; -1 = the whole CNN
     freeze_cross_attention: bool = False  # keep latents and cross blocks at their initialisation
+    init_from: str | None = None  # a checkpoint of ours or a torchvision state_dict to start from
+
+
+@dataclass
+class SyntheticConfig:
+    classes: int = 10  # an even number: classes come in mirrored pairs
+    videos_per_class: int = 40
+    frames: int = 48  # frames per video
+    size: int = 64  # frame height and width, pixels
+    seed: int = 0
+    background: str = "plain"  # plain | textured: far harder to learn from scratch
 
 
 @dataclass
 class DataConfig:
-    dataset: str = "synthetic"  # synthetic | hmdb51 | ucf101 | folder | list
+    dataset: str = "synthetic"  # synthetic | hmdb51 | ucf101 | folder | list | videos (unlabelled)
     root: str = "data/synthetic"  # videos; HMDB51: <root>/<class>/<video>.avi
-    annotations: str = ""  # split files (hmdb51, ucf101) or list files (list); "" = beside root
+    annotations: str | None = None  # split files (hmdb51, ucf101) or list files; None = by root
+    classes: list[str] | None = None  # train on these classes only (by name); None = all
+    label_fraction: float = 1.0  # per class, this fraction of the training videos, chosen by seed
     split: int = 1  # official split 1..3 (hmdb51, ucf101)
     num_frames: int = 16  # frames per training clip
     clip_duration: float = 2.0  # seconds spanned by one clip
@@ -62,18 +75,14 @@ class DataConfig:
     batch_size: int = 8
     num_workers: int = 2
     cache: str = ""  # folder of a pre-decoded cache written by `convperceiver data cache`
-    synth_classes: int = 10  # the synthetic set, generated into root on first use
-    synth_videos_per_class: int = 40
-    synth_frames: int = 48
-    synth_size: int = 64
-    synth_seed: int = 0
-    synth_background: str = "plain"  # plain | textured: far harder to learn from scratch
+    decoder: str = "pyav"  # pyav | torchcodec-cuda (NVDEC; falls back to pyav without CUDA)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # generated into root
 
 
 @dataclass
 class EvalConfig:
-    num_frames: int = 0  # frames per evaluation clip; 0 = data.num_frames
-    clip_duration: float = 0.0  # seconds per evaluation clip; 0 = data.clip_duration
+    num_frames: int | None = None  # frames per evaluation clip; None = data.num_frames
+    clip_duration: float | None = None  # seconds per evaluation clip; None = data.clip_duration
     num_clips: int = 0  # uniform clips per video; 0 = as many non-overlapping clips as fit
     max_clips: int = 10  # cap on clips per video when num_clips = 0
     aggregate: str = "mean"  # mean of softmax | majority vote of clip argmax (the seed's)
@@ -84,7 +93,7 @@ class EvalConfig:
 class OptimConfig:
     optimizer: str = "adamw"  # adamw | adam | sgd
     lr: float = 1e-3  # the attention module and head
-    cnn_lr: float = 0.0  # the pretrained CNN; 0 = same as lr
+    cnn_lr: float | None = None  # the pretrained CNN; None = same as lr
     weight_decay: float = 0.05
     momentum: float = 0.9  # sgd only
     scheduler: str = "cosine"  # cosine | step | none
@@ -92,6 +101,7 @@ class OptimConfig:
     step_size: int = 10  # step scheduler: epochs between decays
     gamma: float = 0.1  # step scheduler: decay factor
     label_smoothing: float = 0.0
+    layer_decay: float = 1.0  # lr x decay^(depth from the head) per block, as BEiT; 1 = off
 
 
 @dataclass
@@ -120,6 +130,18 @@ class RunConfig:
 
 
 @dataclass
+class PretrainConfig:
+    mask_ratio: float = 0.75  # share of the CNN's spatial token cells masked, as tubes in time
+    decoder_dim: int = 128  # width of the Perceiver-IO decoder's queries
+    decoder_depth: int = 1  # self-attention layers over the decoder's queries after reading
+    decoder_heads: int = 4
+    target: str = "pixels"  # pixels | pixels+teacher (adds a frozen teacher CNN's features)
+    teacher_weight: float = 1.0  # the teacher loss's weight beside the pixel loss
+    normalize_target: bool = True  # each tube's pixels to zero mean, unit variance (VideoMAE)
+    recon_clips: int = 4  # clips drawn in reconstructions.png after each epoch; 0 = none
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -127,17 +149,30 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
+
+# Keys that moved, so an old config fails with a line that names the new key.
+RENAMED = {
+    "data.synth_classes": "data.synthetic.classes",
+    "data.synth_videos_per_class": "data.synthetic.videos_per_class",
+    "data.synth_frames": "data.synthetic.frames",
+    "data.synth_size": "data.synthetic.size",
+    "data.synth_seed": "data.synthetic.seed",
+    "data.synth_background": "data.synthetic.background",
+}
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.arch": ("hybrid", "baseline"),
-    "data.dataset": ("synthetic", "hmdb51", "ucf101", "folder", "list"),
+    "data.dataset": ("synthetic", "hmdb51", "ucf101", "folder", "list", "videos"),
     "data.val_protocol": ("holdout", "test"),
-    "data.synth_background": ("plain", "textured"),
+    "data.decoder": ("pyav", "torchcodec-cuda"),
+    "data.synthetic.background": ("plain", "textured"),
     "eval.aggregate": ("mean", "majority"),
     "optim.optimizer": ("adamw", "adam", "sgd"),
     "optim.scheduler": ("cosine", "step", "none"),
     "trainer.precision": ("32", "bf16-mixed", "16-mixed"),
+    "pretrain.target": ("pixels", "pixels+teacher"),
 }
 
 
@@ -155,6 +190,19 @@ def _section_keys(error: ConfigKeyError) -> str:
     return "; valid keys: " + ", ".join(f.name for f in dataclasses.fields(node))
 
 
+def _flat_keys(node: Any, prefix: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return [prefix]
+    return [k for key, value in node.items() for k in _flat_keys(value, f"{prefix}{key}.")]
+
+
+def _reject_renamed(keys: Sequence[str], where: str) -> None:
+    for key in keys:
+        key = key.rstrip(".")
+        if key in RENAMED:
+            raise ConfigError(f"{where}: config key {key!r} is now {RENAMED[key]!r}")
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
@@ -167,9 +215,13 @@ def load_config(
     for override in overrides:
         if "=" not in override:
             raise ConfigError(f"override {override!r} is not of the form key=value")
+    _reject_renamed([o.split("=", 1)[0].lstrip("+~") for o in overrides], "override")
     try:
         layers = [OmegaConf.create(base)] if base is not None else []
-        layers += [OmegaConf.load(path)] if path is not None else []
+        if path is not None:
+            layer = OmegaConf.load(path)
+            _reject_renamed(_flat_keys(OmegaConf.to_container(layer)), str(path))
+            layers.append(layer)
         merged = OmegaConf.merge(
             OmegaConf.structured(Config), *layers, OmegaConf.from_dotlist(list(overrides))
         )
@@ -182,6 +234,8 @@ def load_config(
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None)
         raise ConfigError(f"config key {key!r}: {str(error).splitlines()[0]}") from error
+    except ConfigError:
+        raise
     except Exception as error:  # a YAML syntax error names the file and line
         raise ConfigError(f"cannot read config {path}: {str(error).splitlines()[0]}") from error
     assert isinstance(config, Config)
@@ -196,12 +250,18 @@ def _require(condition: bool, message: str) -> None:
 
 def validate(config: Config) -> None:
     """Check choices and ranges that the dataclass types cannot express."""
+    from convperceiver.models.backbone import MAX_BLOCKS  # torch only once a config is checked
+
     for key, choices in CHOICES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
+        value: Any = config
+        for name in key.split("."):
+            value = getattr(value, name)
         _require(value in choices, f"{key}={value!r} is not one of: {', '.join(choices)}")
-    model, data, optim = config.model, config.data, config.optim
-    _require(1 <= model.cnn_blocks <= 8, f"model.cnn_blocks={model.cnn_blocks} must be in 1..8")
+    model, data, optim, pretrain = config.model, config.data, config.optim, config.pretrain
+    _require(
+        1 <= model.cnn_blocks <= MAX_BLOCKS,
+        f"model.cnn_blocks={model.cnn_blocks} must be in 1..{MAX_BLOCKS}",
+    )
     _require(model.cross_blocks >= 0, f"model.cross_blocks={model.cross_blocks} must be >= 0")
     _require(model.self_blocks >= 0, f"model.self_blocks={model.self_blocks} must be >= 0")
     _require(
@@ -209,8 +269,8 @@ def validate(config: Config) -> None:
         "model.cross_blocks and model.self_blocks are both 0: the hybrid needs attention",
     )
     _require(
-        -1 <= model.freeze_cnn_blocks <= 8,
-        f"model.freeze_cnn_blocks={model.freeze_cnn_blocks} must be in -1..8",
+        -1 <= model.freeze_cnn_blocks <= MAX_BLOCKS,
+        f"model.freeze_cnn_blocks={model.freeze_cnn_blocks} must be in -1..{MAX_BLOCKS}",
     )
     _require(1 <= data.split <= 3, f"data.split={data.split} must be 1, 2 or 3")
     _require(len(data.resize) == 2, f"data.resize={data.resize} must be [height, width]")
@@ -219,7 +279,24 @@ def validate(config: Config) -> None:
     _require(data.clip_duration > 0, f"data.clip_duration={data.clip_duration} must be > 0")
     _require(0 < data.val_fraction < 1, f"data.val_fraction={data.val_fraction} must be in (0, 1)")
     _require(data.batch_size >= 1, f"data.batch_size={data.batch_size} must be >= 1")
+    _require(
+        0 < data.label_fraction <= 1,
+        f"data.label_fraction={data.label_fraction} must be in (0, 1]",
+    )
+    _require(
+        data.classes is None or len(data.classes) >= 2,
+        f"data.classes={data.classes} must name at least 2 classes",
+    )
+    _require(
+        data.synthetic.classes >= 2 and data.synthetic.classes % 2 == 0,
+        f"data.synthetic.classes={data.synthetic.classes} must be an even number >= 2",
+    )
     _require(optim.lr > 0, f"optim.lr={optim.lr} must be > 0")
+    _require(optim.cnn_lr is None or optim.cnn_lr > 0, f"optim.cnn_lr={optim.cnn_lr} must be > 0")
+    _require(0 < optim.layer_decay <= 1, f"optim.layer_decay={optim.layer_decay} must be in (0, 1]")
+    _require(
+        0 < pretrain.mask_ratio < 1, f"pretrain.mask_ratio={pretrain.mask_ratio} must be in (0, 1)"
+    )
     _require(
         not (data.dataset == "synthetic" and data.horizontal_flip),
         "data.horizontal_flip=true on the synthetic set would turn moving_left into moving_right:"

@@ -58,7 +58,7 @@ def build_splits(data: DataConfig, *, seed: int) -> Splits:
 def dataset_num_classes(data: DataConfig) -> int:
     """The class count a config's dataset has, reading annotations only where it must."""
     if data.dataset == "synthetic":
-        return data.synth_classes
+        return data.synthetic.classes
     if data.dataset in KNOWN_CLASS_COUNTS:
         return KNOWN_CLASS_COUNTS[data.dataset]
     return len(dataset_subsets(data.dataset, data.root, data.annotations, data.split)[1])
@@ -72,12 +72,12 @@ def ensure_synthetic(data: DataConfig) -> None:
 
     generate_synthetic(
         data.root,
-        classes=data.synth_classes,
-        videos_per_class=data.synth_videos_per_class,
-        frames=data.synth_frames,
-        size=data.synth_size,
-        seed=data.synth_seed,
-        background=data.synth_background,
+        classes=data.synthetic.classes,
+        videos_per_class=data.synthetic.videos_per_class,
+        frames=data.synthetic.frames,
+        size=data.synthetic.size,
+        seed=data.synthetic.seed,
+        background=data.synthetic.background,
     )
 
 

@@ -34,7 +34,7 @@ def video_root(kind: str, root: str | Path) -> Path:
     return Path(root) / "videos" if kind == "synthetic" else Path(root)
 
 
-def _official_annotations(kind: str, root: Path, annotations: str | Path) -> Path:
+def _official_annotations(kind: str, root: Path, annotations: str | Path | None) -> Path:
     if annotations:
         return Path(annotations)
     return root.parent / OFFICIAL_ANNOTATIONS[kind]
@@ -43,7 +43,7 @@ def _official_annotations(kind: str, root: Path, annotations: str | Path) -> Pat
 def dataset_subsets(
     kind: str,
     root: str | Path,
-    annotations: str | Path = "",
+    annotations: str | Path | None = None,
     split: int = 1,
     *,
     keep_missing: bool = False,
