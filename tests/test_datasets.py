@@ -1,4 +1,5 @@
-"""Split files, folder and list layouts, the grouped hold-out, and the clip datasets on tiny videos."""
+"""Split files, folder and list layouts, the grouped hold-out, and the clip datasets on tiny
+videos."""
 
 from __future__ import annotations
 
@@ -234,17 +235,6 @@ def test_an_eval_view_that_fails_to_decode_is_none_and_warned_once(tiny, tmp_pat
         items = [dataset[i] for i in range(len(dataset))]
     assert items == [None] * 6
     assert len([r for r in caplog.records if str(path) in r.getMessage()]) == 1
-
-
-def test_collate_eval_drops_nones_and_counts_them(tiny):
-    dataset = eval_dataset([VideoRecord(str(tiny), 2, "a")], num_clips=2)
-    batch = collate_eval([dataset[0], None, dataset[1], None], view_shape=VIEW)
-    assert batch["dropped"] == 2 and batch["clip"].shape == (2, *VIEW)
-    assert batch["view_index"].tolist() == [0, 1] and batch["label"].tolist() == [2, 2]
-    empty = collate_eval([None, None], view_shape=VIEW)
-    assert empty["dropped"] == 2 and empty["clip"].shape == (0, *VIEW)
-    assert empty["clip"].dtype == torch.uint8
-    assert all(len(empty[key]) == 0 for key in ("label", "video_index", "view_index"))
 
 
 @pytest.mark.parametrize(

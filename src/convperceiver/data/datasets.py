@@ -2,7 +2,8 @@
 
 hmdb51_records / ucf101_records / folder_records / list_records -> (records, class_names)
 holdout_split(records, fraction=, seed=) -> (train, val), no group on both sides
-TrainClipDataset(records, ...)           -> {"clip": (T, crop, crop, 3) uint8, "label", "substituted"}
+TrainClipDataset(records, ...)           -> {"clip": (T, crop, crop, 3) uint8, "label",
+                                             "substituted"}
 EvalClipDataset(records, spec=)          -> {"clip": (T, crop, crop, 3) uint8, "label",
                                              "video_index", "view_index"} or None
 """
