@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,8 +91,8 @@ def run_exported(path: Path, clips: Tensor, *, fmt: str) -> Tensor:
 def parity_clips(
     spec: EvalClipSpec,
     *,
-    mean: list[float],
-    std: list[float],
+    mean: Sequence[float],
+    std: Sequence[float],
     video: str | Path | None = None,
 ) -> Tensor:
     """(2, 3, T, crop, crop) float32: the middle clip of `video` (else a rendered one) and its
