@@ -1,7 +1,7 @@
 """Epoch data time with and without the pre-decoded cache (`convperceiver data cache`).
 
 One epoch = one random 16-frame, 2 s training clip per video, decoded at 128x171 and
-transformed, in one process (no DataLoader workers). Videos: the shared real clips (where
+cropped as uint8, in one process (no DataLoader workers). Videos: the shared real clips (where
 present) and HMDB51-like synthetic files, each copied a few times so an epoch has weight.
 Both sides read the same windows; the ratio is from one run and never asserted.
 
@@ -19,9 +19,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from convperceiver.config import KINETICS_MEAN, KINETICS_STD
 from convperceiver.data.cache import read_through_cache, write_cache
-from convperceiver.data.datasets import ClipDataset, VideoRecord
+from convperceiver.data.datasets import TrainClipDataset, VideoRecord
 from convperceiver.data.synthetic import generate_synthetic
 from convperceiver.data.transforms import train_transform
 
@@ -52,18 +51,14 @@ def gather_videos(folder: Path, copies: int, *, shared: Path = SHARED_VIDEOS) ->
     return records
 
 
-def training_dataset(records: list[VideoRecord]) -> ClipDataset:
+def training_dataset(records: list[VideoRecord]) -> TrainClipDataset:
     """Random 16-frame 2 s clips at 128x171, cropped to 112, flipped: the seed's training clips."""
-    transform = train_transform(
-        crop_size=112, mean=KINETICS_MEAN, std=KINETICS_STD, horizontal_flip=True
-    )
-    return ClipDataset(
+    return TrainClipDataset(
         records,
-        mode="train",
         num_frames=16,
         clip_duration=2.0,
         size=SIZE,
-        transform=transform,
+        transform=train_transform(crop_size=112, horizontal_flip=True),
         seed=0,
     )
 

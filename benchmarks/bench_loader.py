@@ -1,7 +1,7 @@
 """Training clips per second the data loader delivers, against its number of worker processes.
 
-The loader is the one training uses (`ClipDataset` in a DataLoader: random 16-frame, 2 s clips
-at 128x171, cropped to 112, flipped, normalised; pinned memory when CUDA is there), over the
+The loader is the one training uses (`TrainClipDataset` in a DataLoader: random 16-frame, 2 s
+clips at 128x171, cropped to 112 and flipped as uint8; pinned memory when CUDA is there), over the
 videos of `bench_cache.gather_videos` (the shared real clips and HMDB51-sized synthetic files),
 read from the original files and through the pre-decoded cache. Every rate is also given as a
 ratio to one worker on the original files, measured in the same run. Compare the rates with the
@@ -27,6 +27,7 @@ from bench_cache import SHARED_VIDEOS, SIZE, gather_videos, training_dataset
 from torch.utils.data import DataLoader
 
 from convperceiver.data.cache import read_through_cache, write_cache
+from convperceiver.data.datamodule import PREFETCH_FACTOR
 from convperceiver.data.datasets import VideoRecord
 from convperceiver.profiling.measure import cpu_threads
 
@@ -41,6 +42,7 @@ def clips_per_second(records: list[VideoRecord], *, workers: int, epochs: int) -
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,
+        prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
     )
     next(iter(loader))
     started = time.perf_counter()

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, config, class_names = model_from_checkpoint(args.checkpoint)
         predictors = {
             # bf16 casts its model's weights in place, so it gets its own copy.
-            name: VideoPredictor(copy.deepcopy(model), config, class_names, amp=amp)
+            name: VideoPredictor.from_config(copy.deepcopy(model), config, class_names, amp=amp)
             for name, amp in (("fp32", None), ("bf16", torch.bfloat16))
         }
         start = time.perf_counter()

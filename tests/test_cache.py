@@ -42,7 +42,7 @@ def test_cache_command_writes_every_video_once_and_training_reads_it(
     splits = datamodule.splits
     assert all(r.path.startswith(str(cache)) for r in splits.train + splits.val + splits.test)
     item = datamodule.train_dataset()[0]
-    assert item["clip"].shape == (3, 4, 28, 28) and item["skipped"] == 0
+    assert item["clip"].shape == (4, 28, 28, 3) and item["substituted"] == 0
 
 
 def test_cached_clips_match_the_originals(synthetic_root, tmp_path):

@@ -1,4 +1,5 @@
-"""Split files, folder and list layouts, the grouped hold-out, and ClipDataset on tiny videos."""
+"""Split files, folder and list layouts, the grouped hold-out, and the clip datasets on tiny
+videos."""
 
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ from data_fixtures import (
 )
 from torch.utils.data import DataLoader
 
+from convperceiver.data.datamodule import collate_eval
 from convperceiver.data.datasets import (
-    ClipDataset,
+    EvalClipDataset,
+    TrainClipDataset,
     VideoRecord,
     folder_records,
     hmdb51_records,
@@ -31,10 +34,11 @@ from convperceiver.data.datasets import (
     list_records,
     ucf101_records,
 )
-from convperceiver.data.transforms import eval_transform, train_transform
+from convperceiver.data.eval_clips import EvalClipSpec
+from convperceiver.data.transforms import train_transform
 from convperceiver.errors import DatasetError, VideoError
 
-NORM = dict(mean=[0.45] * 3, std=[0.225] * 3)
+VIEW = (4, 24, 24, 3)  # (T, crop, crop, 3) of every clip below
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +56,15 @@ def hostile(tmp_path_factory) -> dict[str, Path]:
     return write_hostile(tmp_path_factory.mktemp("hostile"))
 
 
-def clip_dataset(records, mode="train", **kwargs) -> ClipDataset:
-    if mode == "train":
-        transform = train_transform(crop_size=24, horizontal_flip=True, **NORM)
-    else:
-        transform = eval_transform(crop_size=24, three_crop=kwargs.get("three_crop", False), **NORM)
-    options = dict(mode=mode, num_frames=4, clip_duration=0.5, size=(32, 43), transform=transform)
-    return ClipDataset(records, **{**options, **kwargs})
+def train_dataset(records, **kwargs) -> TrainClipDataset:
+    transform = train_transform(crop_size=24, horizontal_flip=True)
+    options = dict(num_frames=4, clip_duration=0.5, size=(32, 43), transform=transform)
+    return TrainClipDataset(records, **{**options, **kwargs})
+
+
+def eval_dataset(records, **spec) -> EvalClipDataset:
+    options = dict(num_frames=4, clip_duration=0.5, size=(32, 43), crop_size=24)
+    return EvalClipDataset(records, spec=EvalClipSpec(**{**options, **spec}))
 
 
 @pytest.mark.parametrize("split", [1, 2, 3])
@@ -171,25 +177,25 @@ def test_holdout_keeps_groups_whole_and_is_deterministic():
         assert in_val[label] / total == pytest.approx(0.2, abs=0.15)
 
 
-def test_train_items_draw_new_clips_each_epoch_reproducibly(tiny):
+def test_train_items_depend_on_seed_epoch_and_index_only(tiny):
     records = [VideoRecord(str(tiny), 1, "a"), VideoRecord(str(tiny), 0, "b")]
 
-    def clips(*, seed: int = 5, epoch: int = 0, calls: int = 1) -> list[torch.Tensor]:
-        dataset = clip_dataset(records, seed=seed)
+    def first_clip(*, seed: int = 5, epoch: int = 0) -> torch.Tensor:
+        dataset = train_dataset(records, seed=seed)
         dataset.set_epoch(epoch)
-        return [dataset[0]["clip"] for _ in range(calls)]
+        return dataset[0]["clip"]
 
-    dataset = clip_dataset(records, seed=5, class_names=["zero", "one"])
+    dataset = train_dataset(records, seed=5, class_names=["zero", "one"])
     item = dataset[0]
-    assert item["clip"].shape == (3, 4, 24, 24) and item["clip"].dtype == torch.float32
-    assert (item["label"], item["video_index"], item["skipped"]) == (1, 0, 0)
-    assert (dataset.num_classes, dataset.num_videos, len(dataset)) == (2, 2, 2)
-    assert dataset.class_names == ["zero", "one"]
-    assert torch.equal(clips()[0], item["clip"])  # reproducible for a seed
-    assert not torch.equal(clips(seed=6)[0], item["clip"])
-    assert not torch.equal(clips(epoch=1)[0], item["clip"])
-    again = clips(calls=2)  # a persistent worker asked twice in one epoch
-    assert not torch.equal(again[0], again[1])
+    assert item["clip"].shape == VIEW and item["clip"].dtype == torch.uint8
+    assert set(item) == {"clip", "label", "substituted"}
+    assert (item["label"], item["substituted"]) == (1, 0)
+    assert (dataset.num_classes, len(dataset), dataset.class_names) == (2, 2, ["zero", "one"])
+    assert torch.equal(dataset[0]["clip"], item["clip"])  # asked twice: the same clip
+    assert torch.equal(first_clip(), item["clip"])  # and in a fresh dataset
+    assert not torch.equal(first_clip(seed=6), item["clip"])
+    assert not torch.equal(first_clip(epoch=1), item["clip"])
+    assert not torch.equal(dataset[1]["clip"], item["clip"])
 
 
 def test_eval_items_cover_every_clip_of_every_video(tiny, tmp_path, caplog):
@@ -201,31 +207,33 @@ def test_eval_items_cover_every_clip_of_every_video(tiny, tmp_path, caplog):
         VideoRecord(str(tiny), 1, "c"),
     ]
     with caplog.at_level(logging.WARNING):
-        dataset = clip_dataset(records, mode="eval", num_clips=0, max_clips=0)
-    assert dataset.skipped_paths == [str(broken)] and str(broken) in caplog.text
+        dataset = eval_dataset(records, num_clips=0, max_clips=0)
+    assert dataset.left_out_paths == [str(broken)] and str(broken) in caplog.text
     assert dataset.num_videos == 2 and [r.group for r in dataset.records] == ["a", "c"]
     items = [dataset[i] for i in range(len(dataset))]
-    assert [(i["video_index"], i["clip_index"]) for i in items] == [
+    assert [(i["video_index"], i["view_index"]) for i in items] == [
         (v, c) for v in (0, 1) for c in range(3)
     ]
     assert [i["label"] for i in items] == [0] * 3 + [1] * 3
-    assert all(i["clip"].shape == (3, 4, 24, 24) and i["skipped"] == 0 for i in items)
-    three = clip_dataset(records[:1], mode="eval", num_clips=2, three_crop=True)
-    crops = [three[i]["clip"] for i in range(len(three))]
-    assert len(crops) == 6 and not torch.equal(crops[0], crops[1])
+    assert all(i["clip"].shape == VIEW and i["clip"].dtype == torch.uint8 for i in items)
 
 
-def test_an_eval_clip_that_fails_to_decode_comes_back_as_zeros_marked_skipped(
-    tiny, tmp_path, caplog
-):
+def test_three_crops_are_distinct_views_of_one_video(tiny):
+    dataset = eval_dataset([VideoRecord(str(tiny), 0, "a")], num_clips=2, three_crop=True)
+    items = [dataset[i] for i in range(len(dataset))]
+    assert [i["view_index"] for i in items] == list(range(6))  # 2 clips x 3 crops
+    assert {i["video_index"] for i in items} == {0}
+    assert not torch.equal(items[0]["clip"], items[1]["clip"])
+
+
+def test_an_eval_view_that_fails_to_decode_is_none_and_warned_once(tiny, tmp_path, caplog):
     path = tmp_path / "soon_broken.avi"
     path.write_bytes(tiny.read_bytes())
-    dataset = clip_dataset([VideoRecord(str(path), 0, "a")], mode="eval", num_clips=2)
+    dataset = eval_dataset([VideoRecord(str(path), 0, "a")], num_clips=2, three_crop=True)
     path.write_text("gone bad after the probe")
     with caplog.at_level(logging.WARNING):
         items = [dataset[i] for i in range(len(dataset))]
-    assert [i["skipped"] for i in items] == [1, 1]
-    assert all(i["clip"].shape == (3, 4, 24, 24) for i in items)
+    assert items == [None] * 6
     assert len([r for r in caplog.records if str(path) in r.getMessage()]) == 1
 
 
@@ -244,27 +252,31 @@ def test_an_eval_clip_that_fails_to_decode_comes_back_as_zeros_marked_skipped(
 )
 def test_training_survives_hostile_files(hostile, tiny, name, broken, caplog):
     records = [VideoRecord(str(hostile[name]), 0, "bad"), VideoRecord(str(tiny), 1, "good")]
-    dataset = clip_dataset(records)
+    dataset = train_dataset(records)
     with caplog.at_level(logging.WARNING):
         items = [dataset[0] for _ in range(3)]
     for item in items:
-        assert item["clip"].shape == (3, 4, 24, 24)
-        assert (item["skipped"] > 0) == broken
-        assert item["video_index"] == (1 if broken else 0)
+        assert item["clip"].shape == VIEW
+        assert (item["substituted"] > 0) == broken
+        assert item["label"] == (1 if broken else 0)
+    # The substitute drawn does not depend on whether this process already knew the file broken.
+    assert all(torch.equal(item["clip"], items[0]["clip"]) for item in items)
     warnings = [r for r in caplog.records if str(hostile[name]) in r.getMessage()]
     assert len(warnings) == (1 if broken else 0)
 
 
 def test_training_gives_up_when_nothing_decodes(hostile):
-    dataset = clip_dataset([VideoRecord(str(hostile["text"]), 0, "a")])
+    dataset = train_dataset([VideoRecord(str(hostile["text"]), 0, "a")])
     with pytest.raises(VideoError, match="in a row"):
         dataset[0]
 
 
 def test_datasets_pickle_for_spawned_workers_and_batch(tiny):
     records = [VideoRecord(str(tiny), 0, "a"), VideoRecord(str(tiny), 1, "b")]
-    for mode in ("train", "eval"):
-        dataset = pickle.loads(pickle.dumps(clip_dataset(records, mode=mode, num_clips=1)))
-        batch = next(iter(DataLoader(dataset, batch_size=2)))
-        assert batch["clip"].shape == (2, 3, 4, 24, 24)
-        assert batch["label"].tolist() == [0, 1] and batch["skipped"].tolist() == [0, 0]
+    train = pickle.loads(pickle.dumps(train_dataset(records)))
+    batch = next(iter(DataLoader(train, batch_size=2)))
+    assert batch["clip"].shape == (2, *VIEW) and batch["clip"].dtype == torch.uint8
+    assert batch["label"].tolist() == [0, 1] and batch["substituted"].tolist() == [0, 0]
+    evaluation = pickle.loads(pickle.dumps(eval_dataset(records, num_clips=1)))
+    batch = collate_eval([evaluation[0], evaluation[1]], view_shape=VIEW)
+    assert batch["clip"].shape == (2, *VIEW) and batch["video_index"].tolist() == [0, 1]

@@ -9,7 +9,8 @@ from data_fixtures import shared_videos
 from PIL import Image
 
 from convperceiver.cli import main
-from convperceiver.engine.clips import middle_clip
+from convperceiver.data.eval_clips import eval_clip_spec, middle_clip
+from convperceiver.data.transforms import normalize_clips
 from convperceiver.explain.explain import (
     ExplainError,
     cross_attention_map,
@@ -54,7 +55,8 @@ def test_explain_writes_a_gif_and_a_contact_sheet(source, tiny_run, trained, tmp
 
 def test_cross_attention_weights_sum_to_one_per_latent(tiny_run, trained):
     model, config, _ = trained
-    clip, _ = middle_clip(tiny_run[1], config)
+    pixels, _ = middle_clip(tiny_run[1], eval_clip_spec(config.data, config.eval))
+    clip = normalize_clips(pixels[None], config.data.mean, config.data.std)[0]
     weights = cross_attention_weights(model, clip)
     assert weights.shape == (1, model.latents.shape[0], *GRID)  # (heads, N, T', H', W')
     assert torch.allclose(weights.sum(dim=(2, 3, 4)), torch.ones(1, 8), atol=1e-5)

@@ -1,4 +1,4 @@
-"""Transforms: shapes and dtype, normalisation, one crop and flip for all frames, three crops."""
+"""Transforms: uint8 crops, one crop and flip for all frames, three crops, device normalisation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import random
 import pytest
 import torch
 
-from convperceiver.data.transforms import eval_transform, train_transform
+from convperceiver.data.transforms import (
+    ClipNormalizer,
+    eval_transform,
+    normalize_clips,
+    train_transform,
+)
 
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
 
@@ -17,12 +22,6 @@ def ramp_clip(frames: int = 5, height: int = 20, width: int = 30) -> torch.Tenso
     generator = torch.Generator().manual_seed(0)
     base = torch.randint(0, 200, (1, height, width, 3), dtype=torch.uint8, generator=generator)
     return base + torch.arange(frames, dtype=torch.uint8).view(-1, 1, 1, 1)
-
-
-def to_uint8(clip: torch.Tensor) -> torch.Tensor:
-    """Undo the normalisation: (3, T, h, w) float -> (T, h, w, 3) uint8."""
-    mean, std = torch.tensor(MEAN).view(3, 1, 1, 1), torch.tensor(STD).view(3, 1, 1, 1)
-    return ((clip * std + mean) * 255).round().to(torch.uint8).permute(1, 2, 3, 0)
 
 
 def locate(clip: torch.Tensor, crop: torch.Tensor) -> tuple[int, int]:
@@ -35,21 +34,18 @@ def locate(clip: torch.Tensor, crop: torch.Tensor) -> tuple[int, int]:
     raise AssertionError("crop not found")
 
 
-def test_train_output_shape_dtype_and_normalisation():
-    transform = train_transform(crop_size=12, mean=MEAN, std=STD, horizontal_flip=True)
-    clip = torch.full((4, 20, 30, 3), 51, dtype=torch.uint8)
-    out = transform(clip, random.Random(0))
-    assert out.shape == (3, 4, 12, 12) and out.dtype == torch.float32
-    expected = (51 / 255 - torch.tensor(MEAN)) / torch.tensor(STD)
-    assert torch.allclose(out.mean(dim=(1, 2, 3)), expected, atol=1e-6)
+def test_train_crops_uint8_frames():
+    transform = train_transform(crop_size=12, horizontal_flip=True)
+    out = transform(ramp_clip(frames=4), random.Random(0))
+    assert out.shape == (4, 12, 12, 3) and out.dtype == torch.uint8
 
 
 def test_train_crop_and_flip_are_the_same_for_every_frame():
     clip = ramp_clip()
     flipped = set()
     for seed in range(12):
-        transform = train_transform(crop_size=12, mean=MEAN, std=STD, horizontal_flip=True)
-        out = to_uint8(transform(clip, random.Random(seed)))
+        transform = train_transform(crop_size=12, horizontal_flip=True)
+        out = transform(clip, random.Random(seed))
         first = out[0]
         for t in range(1, clip.shape[0]):
             assert torch.equal(out[t] - t, first)  # the same pixels of every frame
@@ -66,16 +62,16 @@ def test_train_crop_and_flip_are_the_same_for_every_frame():
 
 def test_no_flip_when_it_is_off():
     clip = ramp_clip()
-    transform = train_transform(crop_size=12, mean=MEAN, std=STD, horizontal_flip=False)
+    transform = train_transform(crop_size=12, horizontal_flip=False)
     for seed in range(8):
-        locate(clip[0], to_uint8(transform(clip, random.Random(seed)))[0])
+        locate(clip[0], transform(clip, random.Random(seed))[0])
 
 
 def test_eval_takes_the_centre_crop():
     clip = ramp_clip(frames=2, height=20, width=31)
-    out = eval_transform(crop_size=12, mean=MEAN, std=STD)(clip)
-    assert out.shape == (3, 2, 12, 12)
-    assert locate(clip[0], to_uint8(out)[0]) == (4, 10)
+    (out,) = eval_transform(crop_size=12)(clip)
+    assert out.shape == (2, 12, 12, 3) and out.dtype == torch.uint8
+    assert locate(clip[0], out[0]) == (4, 10)
 
 
 @pytest.mark.parametrize(
@@ -87,17 +83,40 @@ def test_eval_takes_the_centre_crop():
 )
 def test_three_crops_sweep_the_long_side(height, width, corners):
     clip = ramp_clip(frames=2, height=height, width=width)
-    crops = eval_transform(crop_size=12, mean=MEAN, std=STD, three_crop=True)(clip)
-    assert isinstance(crops, list) and len(crops) == 3
-    assert [locate(clip[0], to_uint8(crop)[0]) for crop in crops] == corners
+    crops = eval_transform(crop_size=12, three_crop=True)(clip)
+    assert [locate(clip[0], crop[0]) for crop in crops] == corners
 
 
 def test_frames_smaller_than_the_crop_are_scaled_up():
     clip = torch.randint(0, 255, (3, 10, 16, 3), dtype=torch.uint8)
-    for transform in (
-        eval_transform(crop_size=12, mean=MEAN, std=STD),
-        lambda c: train_transform(crop_size=12, mean=MEAN, std=STD, horizontal_flip=True)(
-            c, random.Random(0)
-        ),
-    ):
-        assert transform(clip).shape == (3, 3, 12, 12)
+    (view,) = eval_transform(crop_size=12)(clip)
+    assert view.shape == (3, 12, 12, 3)
+    transform = train_transform(crop_size=12, horizontal_flip=True)
+    assert transform(clip, random.Random(0)).shape == (3, 12, 12, 3)
+
+
+def test_normalize_clips_matches_the_float_path_in_channels_last_3d():
+    generator = torch.Generator().manual_seed(0)
+    clips = torch.randint(0, 256, (2, 3, 5, 7, 3), dtype=torch.uint8, generator=generator)
+    mean, std = torch.tensor(MEAN).view(3, 1, 1, 1), torch.tensor(STD).view(3, 1, 1, 1)
+    reference = (clips.permute(0, 4, 1, 2, 3).float() / 255 - mean) / std  # the old CPU path
+    out = normalize_clips(clips, MEAN, STD)
+    assert out.shape == (2, 3, 3, 5, 7) and out.dtype == torch.float32
+    assert torch.allclose(out, reference, atol=1e-6, rtol=0)
+    assert out.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(ClipNormalizer(mean=MEAN, std=STD)(clips), out)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_normalize_clips_on_the_gpu_matches_the_cpu():
+    clips = torch.randint(0, 256, (2, 4, 8, 8, 3), dtype=torch.uint8)
+    on_gpu = normalize_clips(clips.cuda(), MEAN, STD)
+    assert on_gpu.is_cuda and on_gpu.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.allclose(on_gpu.cpu(), normalize_clips(clips, MEAN, STD), atol=1e-6, rtol=0)
+
+
+def test_normalize_clips_refuses_float_or_channel_first_input():
+    with pytest.raises(ValueError, match="uint8"):
+        normalize_clips(torch.zeros(1, 2, 4, 4, 3), MEAN, STD)
+    with pytest.raises(ValueError, match="uint8"):
+        normalize_clips(torch.zeros(1, 3, 2, 4, 4, dtype=torch.uint8), MEAN, STD)

@@ -4,27 +4,42 @@ Layouts are those of `layouts.dataset_subsets`. Validation is the layout's own v
 where it has one; otherwise the test split (`val_protocol: test`, the seed's protocol) or
 training videos held out grouped by source, so no film or group straddles the line
 (`val_protocol: holdout`, the default). A layout with no test part holds one out the same way.
+
+Loaders carry uint8 clips (B, T, crop, crop, 3); the model normalises them on its device
+(`transforms.normalize_clips`). Evaluation batches leave out views that failed to decode
+(`collate_eval`) and say how many in `dropped`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from convperceiver.config import DataConfig, EvalConfig
 from convperceiver.data.cache import read_through_cache
-from convperceiver.data.datasets import ClipDataset, VideoRecord, holdout_split
+from convperceiver.data.datasets import (
+    EvalClipDataset,
+    TrainClipDataset,
+    VideoRecord,
+    holdout_split,
+)
+from convperceiver.data.eval_clips import eval_clip_spec
 from convperceiver.data.layouts import dataset_subsets, video_root
-from convperceiver.data.transforms import eval_transform, train_transform
+from convperceiver.data.transforms import train_transform
 
 log = logging.getLogger(__name__)
 
 KNOWN_CLASS_COUNTS = {"hmdb51": 51, "ucf101": 101}
 TEST_FRACTION = 0.2  # held out as test from a layout that has no test part
+# Batches each worker keeps ready; uint8 clips are small enough to queue more than torch's 2.
+PREFETCH_FACTOR = 4
 
 
 @dataclass
@@ -82,14 +97,20 @@ def ensure_synthetic(data: DataConfig) -> None:
 
 
 class VideoDataModule(pl.LightningDataModule):
-    """Random training clips, and every clip of every validation and test video."""
+    """Random training clips, and every view of every clip of every validation and test video.
+
+    `spec` is the evaluation clip resolved from the config, the one predict and explain use.
+    """
 
     def __init__(self, data: DataConfig, evaluation: EvalConfig, *, seed: int = 0) -> None:
         super().__init__()
         self.data = data
         self.evaluation = evaluation
         self.seed = seed
+        self.spec = eval_clip_spec(data, evaluation)
         self.splits: Splits | None = None
+        self._train_set: TrainClipDataset | None = None
+        self._epoch = 0
 
     def prepare_data(self) -> None:
         ensure_synthetic(self.data)
@@ -131,64 +152,85 @@ class VideoDataModule(pl.LightningDataModule):
     def _size(self) -> tuple[int, int]:
         return tuple(self.data.resize)
 
-    def train_dataset(self) -> ClipDataset:
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch training clips are drawn for; workers, persistent ones too, see it at once.
+
+        Call it at each training epoch's start (the LightningModule's `on_train_epoch_start`).
+        """
+        self._epoch = epoch
+        if self._train_set is not None:
+            self._train_set.set_epoch(epoch)
+
+    def train_dataset(self) -> TrainClipDataset:
+        self.setup()
         data = self.data
-        transform = train_transform(
-            crop_size=data.crop_size,
-            mean=data.mean,
-            std=data.std,
-            horizontal_flip=data.horizontal_flip,
-        )
-        return ClipDataset(
+        dataset = TrainClipDataset(
             self.splits.train,
-            mode="train",
             num_frames=data.num_frames,
             clip_duration=data.clip_duration,
             size=self._size(),
-            transform=transform,
+            transform=train_transform(
+                crop_size=data.crop_size, horizontal_flip=data.horizontal_flip
+            ),
             seed=self.seed,
             class_names=self.splits.class_names,
         )
+        dataset.set_epoch(self._epoch)
+        return dataset
 
-    def eval_dataset(self, records: list[VideoRecord]) -> ClipDataset:
-        data, evaluation = self.data, self.evaluation
-        transform = eval_transform(
-            crop_size=data.crop_size,
-            mean=data.mean,
-            std=data.std,
-            three_crop=evaluation.three_crop,
-        )
-        return ClipDataset(
-            records,
-            mode="eval",
-            num_frames=evaluation.num_frames or data.num_frames,
-            clip_duration=evaluation.clip_duration or data.clip_duration,
-            size=self._size(),
-            transform=transform,
-            num_clips=evaluation.num_clips,
-            max_clips=evaluation.max_clips,
-            three_crop=evaluation.three_crop,
-            seed=self.seed,
-            class_names=self.splits.class_names,
-        )
+    def eval_dataset(self, records: list[VideoRecord]) -> EvalClipDataset:
+        self.setup()
+        return EvalClipDataset(records, spec=self.spec, class_names=self.splits.class_names)
 
-    def _loader(self, dataset: ClipDataset, *, shuffle: bool) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset, *, shuffle: bool, collate_fn: Callable | None = None
+    ) -> DataLoader:
         workers = self.data.num_workers
         return DataLoader(
             dataset,
             batch_size=self.data.batch_size,
             shuffle=shuffle,
             num_workers=workers,
+            collate_fn=collate_fn,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=workers > 0,
+            prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
             drop_last=shuffle and len(dataset) > self.data.batch_size,
         )
 
+    def _eval_loader(self, records: list[VideoRecord]) -> DataLoader:
+        collate = partial(collate_eval, view_shape=self.spec.view_shape)
+        return self._loader(self.eval_dataset(records), shuffle=False, collate_fn=collate)
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset(), shuffle=True)
+        self._train_set = self.train_dataset()
+        return self._loader(self._train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_dataset(self.splits.val), shuffle=False)
+        return self._eval_loader(self.splits.val)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_dataset(self.splits.test), shuffle=False)
+        return self._eval_loader(self.splits.test)
+
+
+def collate_eval(
+    items: Sequence[dict[str, Any] | None], *, view_shape: Sequence[int]
+) -> dict[str, Any]:
+    """Batch the evaluation items that decoded; `dropped` counts the Nones left out.
+
+    A batch where every item was dropped keeps every key, as empty tensors: `clip` is
+    (0, *view_shape) uint8.
+    """
+    kept = [item for item in items if item is not None]
+    if kept:
+        batch = default_collate(kept)
+    else:
+        empty = torch.empty(0, dtype=torch.int64)
+        batch = {
+            "clip": torch.empty((0, *view_shape), dtype=torch.uint8),
+            "label": empty,
+            "video_index": empty.clone(),
+            "view_index": empty.clone(),
+        }
+    batch["dropped"] = len(items) - len(kept)
+    return batch

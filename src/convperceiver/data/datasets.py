@@ -1,8 +1,11 @@
 """Video lists of the supported datasets, a grouped hold-out split, and the clip Dataset.
 
 hmdb51_records / ucf101_records / folder_records / list_records -> (records, class_names)
-holdout_split(records, fraction=, seed=)     -> (train, val), no group on both sides
-ClipDataset(records, mode="train" | "eval")  -> {"clip": (3, T, H, W), "label", ...}
+holdout_split(records, fraction=, seed=) -> (train, val), no group on both sides
+TrainClipDataset(records, ...)           -> {"clip": (T, crop, crop, 3) uint8, "label",
+                                             "substituted"}
+EvalClipDataset(records, spec=)          -> {"clip": (T, crop, crop, 3) uint8, "label",
+                                             "video_index", "view_index"} or None
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from convperceiver.data.clip_sampling import random_clip_times, uniform_clip_times
+from convperceiver.data.clip_sampling import random_clip_times
+from convperceiver.data.eval_clips import EvalClipSpec
 from convperceiver.data.video import decode_clip, probe_video
 from convperceiver.errors import DatasetError, VideoError
 
@@ -248,153 +252,68 @@ def holdout_split(
     return train, val
 
 
-class ClipDataset(Dataset):
-    """Clips decoded on demand from video records.
+class TrainClipDataset(Dataset):
+    """One random clip of each video per epoch: {"clip": (T, crop, crop, 3) uint8, "label",
+    "substituted"}.
 
-    train: item i is one random clip of video i, from `random.Random` seeded by (seed, epoch,
-    i, n), n counting this process's calls: every epoch and every DataLoader worker draws new
-    clips, reproducibly for a seed, even where persistent workers never see `set_epoch`. A
-    video that cannot be decoded is replaced by another random one, with one warning per file
-    per process, and `skipped` counts the replacements behind each item.
-
-    eval: items are every (video, clip[, crop]) in order; `video_index` groups them for
-    aggregation. Videos that cannot be probed are left out at init (`skipped_paths`); a clip
-    that fails to decode later comes back as zeros with `skipped` = 1, for the caller to drop.
+    Item i of epoch e comes from generators seeded by (seed, e, i) alone, so it is the same
+    whatever the number of workers, the sampler's order or what a process drew before. The epoch
+    is a shared-memory tensor: `set_epoch` in the main process reaches persistent workers. A
+    video that cannot be decoded is replaced by other random ones, with one warning per file in
+    each process; `substituted` counts the replacements behind an item.
     """
 
     def __init__(
         self,
         records: Sequence[VideoRecord],
         *,
-        mode: str,
         num_frames: int,
         clip_duration: float,
         size: tuple[int, int] | None = (128, 171),
-        transform: Callable[..., Any],
-        num_clips: int = 0,
-        max_clips: int = 10,
-        three_crop: bool = False,
+        transform: Callable[[torch.Tensor, random.Random], torch.Tensor],
         seed: int = 0,
         class_names: Sequence[str] | None = None,
     ) -> None:
-        if mode not in ("train", "eval"):
-            raise ValueError(f"mode={mode!r} is not one of: train, eval")
-        self.mode = mode
         self.records = list(records)
-        if class_names is None:
-            class_names = [
-                str(i) for i in range(max((r.label for r in self.records), default=-1) + 1)
-            ]
-        self.class_names = list(class_names)
+        self.class_names = _class_names(self.records, class_names)
         self.num_frames, self.clip_duration, self.size = num_frames, clip_duration, size
         self.transform = transform
-        self.num_clips, self.max_clips, self.three_crop = num_clips, max_clips, three_crop
         self.seed = seed
-        self.epoch = 0
-        self.skipped_paths: list[str] = []
-        self._calls = 0
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._durations: dict[int, float] = {}
         self._broken: dict[int, str] = {}
-        self._last: tuple[tuple[int, int], list[torch.Tensor], int] | None = None
-        if mode == "eval":
-            self._plan_eval()
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     @property
-    def num_videos(self) -> int:
-        return len(self.records)
+    def epoch(self) -> int:
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        """Seen at once by every worker, persistent ones included."""
+        self._epoch.fill_(epoch)
 
     def __len__(self) -> int:
-        return len(self.records) if self.mode == "train" else len(self._items)
+        return len(self.records)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self._train_item(index) if self.mode == "train" else self._eval_item(index)
-
-    def _plan_eval(self) -> None:
-        kept, self._windows, self._frame_sizes = [], [], []
-        for record in self.records:
-            try:
-                info = probe_video(record.path)
-            except VideoError as error:
-                logger.warning("left out of evaluation: %s", error)
-                self.skipped_paths.append(record.path)
-                continue
-            kept.append(record)
-            self._frame_sizes.append(self.size or (info.height, info.width))
-            self._windows.append(
-                uniform_clip_times(
-                    info.duration,
-                    clip_duration=self.clip_duration,
-                    num_frames=self.num_frames,
-                    num_clips=self.num_clips,
-                    max_clips=self.max_clips,
-                )
-            )
-        self.records = kept
-        crops = range(3 if self.three_crop else 1)
-        self._items = [
-            (video, clip, crop)
-            for video, windows in enumerate(self._windows)
-            for clip in range(len(windows))
-            for crop in crops
-        ]
-
-    def _eval_item(self, index: int) -> dict[str, Any]:
-        video, clip, crop = self._items[index]
-        # The crops of one clip are consecutive items: decode it once for all of them.
-        if self._last is None or self._last[0] != (video, clip):
-            skipped = 0
-            try:
-                frames = decode_clip(
-                    self.records[video].path, self._windows[video][clip], size=self.size
-                )
-            except VideoError as error:
-                self._mark_broken(video, error, "its clips come back as zeros, marked skipped")
-                frames = torch.zeros(
-                    (self.num_frames, *self._frame_sizes[video], 3), dtype=torch.uint8
-                )
-                skipped = 1
-            crops = self.transform(frames)
-            crops = crops if isinstance(crops, list) else [crops]
-            if len(crops) != (3 if self.three_crop else 1):
-                raise ValueError(
-                    f"three_crop={self.three_crop} but the transform gave {len(crops)} crops"
-                )
-            self._last = ((video, clip), crops, skipped)
-        _, crops, skipped = self._last
-        return {
-            "clip": crops[crop],
-            "label": self.records[video].label,
-            "video_index": video,
-            "clip_index": clip,
-            "skipped": skipped,
-        }
-
-    def _train_item(self, index: int) -> dict[str, Any]:
-        rng = random.Random(f"{self.seed}:{self.epoch}:{index}:{self._calls}")
-        self._calls += 1
-        for skipped in range(MAX_SUBSTITUTIONS + 1):
-            if index not in self._broken:
+        key = f"{self.seed}:{self.epoch}:{index}"
+        # Each attempt has its own generator: a video known to be broken in this process but
+        # not in another changes no draw.
+        substitutes = random.Random(f"{key}:substitutes")
+        video = index
+        for substituted in range(MAX_SUBSTITUTIONS + 1):
+            if video not in self._broken:
                 try:
-                    clip = self._random_clip(index, rng)
+                    clip = self._random_clip(video, random.Random(f"{key}:{substituted}"))
                 except VideoError as error:
-                    self._mark_broken(index, error, "other videos take its place")
+                    _warn_once(self._broken, video, error, "other videos take its place")
                 else:
-                    return {
-                        "clip": clip,
-                        "label": self.records[index].label,
-                        "video_index": index,
-                        "clip_index": 0,
-                        "skipped": skipped,
-                    }
-            last = index
-            index = rng.randrange(len(self.records))
+                    label = self.records[video].label
+                    return {"clip": clip, "label": label, "substituted": substituted}
+            last, video = video, substitutes.randrange(len(self.records))
         raise VideoError(
             f"{MAX_SUBSTITUTIONS + 1} videos drawn in a row could not be decoded, the last "
             f"{self._broken[last]}; `convperceiver data check` lists every broken file"
@@ -412,7 +331,90 @@ class ClipDataset(Dataset):
         )
         return self.transform(decode_clip(path, times, size=self.size), rng)
 
-    def _mark_broken(self, index: int, error: VideoError, consequence: str) -> None:
-        if index not in self._broken:
-            self._broken[index] = str(error)
-            logger.warning("%s; %s", error, consequence)
+
+class EvalClipDataset(Dataset):
+    """Every view of every evaluation clip of every video, in order:
+    {"clip": (T, crop, crop, 3) uint8, "label", "video_index", "view_index"}.
+
+    `view_index` = clip * views_per_clip + crop numbers a video's views, as `decode_views` orders
+    them. Videos that cannot be probed are left out at init (`left_out_paths`); a view whose
+    clip fails to decode later comes back as None, with one warning per file, for
+    `datamodule.collate_eval` to drop.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[VideoRecord],
+        *,
+        spec: EvalClipSpec,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.class_names = _class_names(records, class_names)
+        self.records: list[VideoRecord] = []
+        self.left_out_paths: list[str] = []
+        self._windows: list[list[list[float]]] = []
+        for record in records:
+            try:
+                duration = probe_video(record.path).duration
+            except VideoError as error:
+                logger.warning("left out of evaluation: %s", error)
+                self.left_out_paths.append(record.path)
+                continue
+            self.records.append(record)
+            self._windows.append(spec.windows(duration))
+        self._items = [
+            (video, clip, crop)
+            for video, windows in enumerate(self._windows)
+            for clip in range(len(windows))
+            for crop in range(spec.views_per_clip)
+        ]
+        self._broken: dict[int, str] = {}
+        self._last: tuple[tuple[int, int], list[torch.Tensor] | None] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_videos(self) -> int:
+        return len(self.records)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        video, clip, crop = self._items[index]
+        views = self._views(video, clip)
+        if views is None:
+            return None
+        return {
+            "clip": views[crop],
+            "label": self.records[video].label,
+            "video_index": video,
+            "view_index": clip * self.spec.views_per_clip + crop,
+        }
+
+    def _views(self, video: int, clip: int) -> list[torch.Tensor] | None:
+        # The views of one clip are consecutive items: decode it once for all of them.
+        if self._last is None or self._last[0] != (video, clip):
+            path = self.records[video].path
+            try:
+                views = self.spec.views(self.spec.decode(path, self._windows[video][clip]))
+            except VideoError as error:
+                _warn_once(self._broken, video, error, "views that fail to decode are dropped")
+                views = None
+            self._last = ((video, clip), views)
+        return self._last[1]
+
+
+def _class_names(records: Sequence[VideoRecord], class_names: Sequence[str] | None) -> list[str]:
+    if class_names is not None:
+        return list(class_names)
+    return [str(i) for i in range(max((r.label for r in records), default=-1) + 1)]
+
+
+def _warn_once(broken: dict[int, str], index: int, error: VideoError, consequence: str) -> None:
+    if index not in broken:
+        broken[index] = str(error)
+        logger.warning("%s; %s", error, consequence)

@@ -1,7 +1,7 @@
 """A local web page to try a trained model: upload a video, see its top-5 classes and attention.
 
-video file -> VideoPredictor (clips over the whole video) -> top-5 classes   -> gr.Label
-           -> explain_video (the middle clip)             -> overlay GIF      -> gr.Image
+video file -> VideoPredictor (every view over the whole video) -> top-5 classes -> gr.Label
+           -> explain_video (the middle clip)                  -> overlay GIF    -> gr.Image
 
 Gradio is an optional dependency (`pip install 'convperceiver[demo]'`), imported only when a
 page is built, so the rest of the package works without it. The page stays on this machine:
@@ -78,7 +78,7 @@ class ClassifyVideo:
     )
 
     def __post_init__(self) -> None:
-        self.predictor = VideoPredictor(self.model, self.config, self.class_names)
+        self.predictor = VideoPredictor.from_config(self.model, self.config, self.class_names)
 
     def __call__(self, video: str | None) -> Outputs:
         if not video:
@@ -91,7 +91,11 @@ class ClassifyVideo:
             return None, None, f"**Cannot classify `{name}`**: {reason}."
         top = dict(zip(prediction.labels, prediction.probabilities, strict=True))
         best, probability = prediction.labels[0], prediction.probabilities[0]
-        summary = f"**{best}** ({probability:.1%}), from {prediction.num_clips} clips of `{name}`."
+        views = prediction.num_views
+        crops = f" ({views} views)" if views != prediction.num_clips else ""
+        summary = (
+            f"**{best}** ({probability:.1%}), from {prediction.num_clips} clips{crops} of `{name}`."
+        )
         overlay, note = self.overlay(video)
         return top, overlay, f"{summary} {note}"
 

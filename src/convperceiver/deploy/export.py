@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import torch
 from torch import Tensor
 
 from convperceiver.config import Config
-from convperceiver.engine.clips import eval_num_frames, middle_clip, synthetic_clip
+from convperceiver.data.eval_clips import EvalClipSpec, eval_clip_spec, middle_clip, synthetic_clip
+from convperceiver.data.transforms import normalize_clips
 from convperceiver.errors import ExportError
 from convperceiver.models import FreezableClassifier
 
@@ -86,13 +88,22 @@ def run_exported(path: Path, clips: Tensor, *, fmt: str) -> Tensor:
         return module(clips)
 
 
-def parity_clips(config: Config, video: str | Path | None = None) -> Tensor:
-    """(2, 3, T, crop, crop): the middle clip of `video` (else a rendered one) and its mirror.
+def parity_clips(
+    spec: EvalClipSpec,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    video: str | Path | None = None,
+) -> Tensor:
+    """(2, 3, T, crop, crop) float32: the middle clip of `video` (else a rendered one) and its
+    mirror, normalised as the model sees them.
 
     Two different clips make a batch that would show any mixing between batch items.
     """
-    clip = middle_clip(video, config)[0] if video is not None else synthetic_clip(config)
-    return torch.stack([clip, clip.flip(-1)])
+    clip = middle_clip(video, spec)[0] if video is not None else synthetic_clip(spec)
+    pixels = torch.stack([clip, clip.flip(2)])  # (2, T, crop, crop, 3) uint8
+    # The exported file takes channels-first clips, as `run_exported` hands them over.
+    return normalize_clips(pixels, mean, std).contiguous()
 
 
 def export_model(
@@ -112,12 +123,13 @@ def export_model(
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt={fmt!r} is not one of: {', '.join(FORMATS)}")
-    if eval_num_frames(config) < 1:
-        raise ExportError(f"clips of {eval_num_frames(config)} frames: the length must be >= 1")
+    spec = eval_clip_spec(config.data, config.eval)
+    if spec.num_frames < 1:
+        raise ExportError(f"clips of {spec.num_frames} frames: the length must be >= 1")
     if fmt == "onnx":
         _check_onnx_packages()
     model = model.eval().cpu()
-    clips = parity_clips(config, video)
+    clips = parity_clips(spec, mean=config.data.mean, std=config.data.std, video=video)
     # Run PyTorch first: it also fills the model's cache of position features with real tensors,
     # which the ONNX exporter would otherwise see being assigned while it traces.
     with torch.no_grad():

@@ -1,6 +1,7 @@
 """Where a trained model looks in a clip: cross-attention maps or Grad-CAM, drawn on its frames.
 
-video -> middle clip (3, T, crop, crop) -> map on the token grid (T', H', W')
+video -> middle clip (T, crop, crop, 3) uint8 -> normalised (3, T, crop, crop) on the model's
+      device -> map on the token grid (T', H', W')
       -> heat (T, crop, crop) -> overlaid frames -> <video>_explain.gif and <video>_explain.png
 
 Hybrids with cross-attention show what the latents read: the first cross block's attention
@@ -21,7 +22,8 @@ from einops import rearrange
 from torch import Tensor
 
 from convperceiver.config import Config
-from convperceiver.engine.clips import display_frames, middle_clip
+from convperceiver.data.eval_clips import eval_clip_spec, middle_clip
+from convperceiver.data.transforms import normalize_clips
 from convperceiver.errors import ExplainError
 from convperceiver.explain.overlays import contact_sheet, heat, overlay, write_gif
 from convperceiver.models import ConvPerceiver, FreezableClassifier
@@ -178,9 +180,10 @@ def explain_video(
     """
     _check_request(class_names, class_name, latents)
     model.eval()
-    clip, times = middle_clip(video, config)  # (3, T, crop, crop)
-    frames = display_frames(clip, config)  # (T, crop, crop, 3) uint8
-    clip = clip.to(next(model.parameters()).device)
+    pixels, times = middle_clip(video, eval_clip_spec(config.data, config.eval))
+    frames = pixels.numpy()  # (T, crop, crop, 3) uint8: exactly what the model is given
+    device = next(model.parameters()).device
+    clip = normalize_clips(pixels[None].to(device), config.data.mean, config.data.std)[0]
     top = _top_classes(model, clip, class_names)
     size = {"frames": frames.shape[0], "height": frames.shape[1], "width": frames.shape[2]}
     rows = [("clip", frames)]

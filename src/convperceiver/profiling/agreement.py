@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from convperceiver.data.datamodule import VideoDataModule
+from convperceiver.data.transforms import normalize_clips
 from convperceiver.models import FreezableClassifier
 from convperceiver.profiling.execution import STOCK, Settings
 
@@ -26,20 +27,21 @@ def held_out_agreement(
 ) -> dict[str, Any]:
     """Clip-level top-1 of stock fp32 and of `settings` on a trained model's test clips.
 
-    Every uniform test clip of every test video is scored (or the first `max_clips`); clips
-    that failed to decode are left out.
+    Every test view (the evaluation clips and crops of every test video) is scored, or the
+    first `max_clips`; views that failed to decode are left out by the loader. Clips are
+    normalised on `device` as in training and prediction.
     """
     stock = STOCK.prepare(model, device, train=False)
     ours = settings.prepare(model, device, train=False)
+    mean, std = datamodule.data.mean, datamodule.data.std
     agree = stock_right = ours_right = clips = 0
     with torch.inference_mode():
         for batch in datamodule.test_dataloader():
-            keep = batch["skipped"] == 0
-            if max_clips is not None:
-                keep &= torch.cumsum(keep, 0) <= max_clips - clips
-            clip, label = batch["clip"][keep].to(device), batch["label"][keep].to(device)
-            if len(clip) == 0:
+            take = len(batch["label"]) if max_clips is None else max_clips - clips
+            pixels, label = batch["clip"][:take].to(device), batch["label"][:take].to(device)
+            if len(pixels) == 0:
                 continue
+            clip = normalize_clips(pixels, mean, std)
             reference = stock(STOCK.input(clip)).argmax(-1)
             with settings.autocast(device):
                 predicted = ours(settings.input(clip)).argmax(-1)

@@ -2,7 +2,7 @@
 
 Settings: "stock" (as torchvision runs it) or "ours" (the fastest settings that keep the
 numerics), as autocast dtype, the CNN's memory format and torch.compile. Clips: synthetic
-moving shapes, normalised like the config's data.
+moving shapes, normalised with `normalize_clips` like the config's data.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from convperceiver.config import Config
 from convperceiver.data.synthetic_render import SYNTHETIC_CLASSES, render_video
+from convperceiver.data.transforms import normalize_clips
 from convperceiver.errors import ConfigError
 from convperceiver.models.runtime import cast_for_autocast, memory_format, set_memory_format
 
@@ -97,9 +98,8 @@ def ours_settings(
 
 def synthetic_batches(config: Config, *, batch_size: int, count: int) -> list[Tensor]:
     """`count` batches of (B, 3, T, H, W) float clips of the synthetic action set, the same for
-    every run, normalised like the config's data."""
+    every run, normalised as training normalises its batches, channels-first."""
     data = config.data
-    mean, std = (torch.tensor(v).view(3, 1, 1, 1) for v in (data.mean, data.std))
     batches = []
     for first in range(0, batch_size * count, batch_size):
         videos = [
@@ -112,6 +112,7 @@ def synthetic_batches(config: Config, *, batch_size: int, count: int) -> list[Te
             )
             for index in range(first, first + batch_size)
         ]
-        clips = torch.from_numpy(np.stack(videos)).permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W)
-        batches.append(((clips.float() / 255 - mean) / std).contiguous())  # as a loader's
+        pixels = torch.from_numpy(np.stack(videos))  # (B, T, H, W, 3) uint8
+        # Channels-first: each Settings lays its input out as it runs it (`Settings.input`).
+        batches.append(normalize_clips(pixels, data.mean, data.std).contiguous())
     return batches
