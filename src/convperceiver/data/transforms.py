@@ -98,3 +98,16 @@ def eval_transform(
 ) -> EvalTransform:
     """Called as `transform(clip_uint8)`; returns one clip, or a list of 3 with `three_crop`."""
     return EvalTransform(crop_size=crop_size, mean=mean, std=std, three_crop=three_crop)
+
+
+def normalize_clips(
+    clips: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor
+) -> torch.Tensor:
+    """A batch of uint8 clips (B, T, H, W, 3) to normalised float32 (B, 3, T, H, W).
+
+    Runs where the clips are (on the accelerator after the batch is moved), so the loader
+    ships uint8: a quarter of float32's bytes.
+    """
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=clips.device).view(1, 3, 1, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32, device=clips.device).view(1, 3, 1, 1, 1)
+    return (clips.permute(0, 4, 1, 2, 3).float() / 255 - mean) / std
