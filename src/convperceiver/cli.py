@@ -150,7 +150,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model, config, class_names = model_from_checkpoint(args.checkpoint, args.set)
     amp = inference_dtype(args.amp, torch.device("cpu"))
-    predictor = VideoPredictor(model, config, class_names, amp=amp)
+    predictor = VideoPredictor.from_config(model, config, class_names, amp=amp)
     predictions = [predictor.predict(video, topk=args.topk) for video in args.videos]
     if args.json:
         _print_json([p.to_dict() for p in predictions])

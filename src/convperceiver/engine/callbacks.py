@@ -1,4 +1,10 @@
-"""Clips per second of training and of testing, measured on the batches themselves."""
+"""Clips per second of training and of testing, measured on the batches themselves.
+
+Lightning's `ThroughputMonitor` cannot give these figures: it only sends them to the loggers
+(`evaluate` has none), every `log_every_n_steps` training steps (so the last steps go
+unreported), during a test only if the fit's step count falls on that interval, and its
+rates need a full window of 100 batches; the totals it keeps are private.
+"""
 
 from __future__ import annotations
 

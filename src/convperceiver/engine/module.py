@@ -1,86 +1,86 @@
-"""The LightningModule that trains a classifier and evaluates it at video level."""
+"""The LightningModule that trains a classifier and evaluates it at video level.
+
+Batches carry uint8 clips (B, T, H, W, 3); they are normalised to float32 (B, 3, T, H, W)
+on the device, after the transfer. Training sees one random clip per video; evaluation
+sees every view (clip, or crop of a clip) of every video, and `VideoScores` combines the
+views of each video across all ranks.
+"""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from convperceiver.config import Config, OptimConfig, to_dict
-from convperceiver.engine.metrics import EvaluationResult, evaluate_clips
+from convperceiver.config import OptimConfig
+from convperceiver.data.transforms import ClipNormalizer
+from convperceiver.engine.metrics import EvaluationResult, VideoScores
+from convperceiver.engine.optim import build_optimizer, lr_schedule
 from convperceiver.models import FreezableClassifier
 from convperceiver.models.runtime import set_memory_format
 
-CHECKPOINT_KEY = "convperceiver"
-
-
-def build_optimizer(
-    model: FreezableClassifier, optim: OptimConfig, *, fused: bool = True
-) -> torch.optim.Optimizer:
-    """Two parameter groups, the pretrained CNN and the new modules, each with its own lr.
-
-    Adam and AdamW run fused (one kernel over all tensors, about 4x faster a step on CPU) unless
-    ``fused`` is off: fp16 loss scaling cannot clip gradients before a fused step unscales them.
-    """
-    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {
-            "params": [p for n, p in trainable if n.startswith("backbone.")],
-            "lr": optim.cnn_lr or optim.lr,
-            "name": "cnn",
-        },
-        {
-            "params": [p for n, p in trainable if not n.startswith("backbone.")],
-            "lr": optim.lr,
-            "name": "attention",
-        },
-    ]
-    groups = [group for group in groups if group["params"]]
-    if optim.optimizer == "sgd":
-        return torch.optim.SGD(groups, momentum=optim.momentum, weight_decay=optim.weight_decay)
-    optimizer_class = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
-    return optimizer_class(groups, weight_decay=optim.weight_decay, fused=fused)
-
-
-def lr_factor(step: int, *, optim: OptimConfig, steps_per_epoch: int, total_steps: int) -> float:
-    """The multiplier of each group's lr at an optimizer step: warm-up, then the schedule."""
-    warmup_steps = round(optim.warmup_epochs * steps_per_epoch)
-    if step < warmup_steps:
-        return 0.01 + 0.99 * step / warmup_steps
-    if optim.scheduler == "cosine":
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    if optim.scheduler == "step":
-        return optim.gamma ** (step // (optim.step_size * steps_per_epoch))
-    return 1.0
-
 
 class VideoClassifierModule(pl.LightningModule):
-    """Trains on random clips; evaluates videos by aggregating their uniform clips."""
+    """Trains on random clips; evaluates videos by aggregating the scores of their views.
+
+    Args:
+        model: the classifier; its weights are the checkpoint's `state_dict` ("model.*").
+        class_names: in label order.
+        mean, std: per-channel pixel statistics in [0, 1] units, applied on the device.
+        optim: optimizer and schedule settings (its `label_smoothing` is not read here).
+        label_smoothing: of the training loss.
+        aggregate: how a video's views vote: "mean" of softmax, or "majority" of argmax.
+        channels_last: lay the CNN out channels_last_3d.
+        fused_optimizer: a fused Adam/AdamW step; off where fp16 loss scaling clips gradients.
+        run_config: the run's resolved config, only stored (in the checkpoint's
+            hyper-parameters), for rebuilding the model and data from a checkpoint.
+    """
 
     def __init__(
-        self, *, model: FreezableClassifier, config: Config, class_names: list[str]
+        self,
+        *,
+        model: FreezableClassifier,
+        class_names: Sequence[str],
+        mean: Sequence[float],
+        std: Sequence[float],
+        optim: OptimConfig,
+        label_smoothing: float = 0.0,
+        aggregate: str = "mean",
+        channels_last: bool = True,
+        fused_optimizer: bool = True,
+        run_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.model = set_memory_format(model, channels_last=config.trainer.channels_last)
-        self.config = config
-        self.class_names = class_names
-        self.num_classes = len(class_names)
-        self._outputs: list[dict[str, Tensor]] = []
+        # A dataclass would not load under weights_only=True; its values are in run_config.
+        self.save_hyperparameters(ignore=["model", "optim"])
+        self.model = set_memory_format(model, channels_last=channels_last)
+        self.optim = optim
+        self.class_names = list(class_names)
+        self.normalizer = ClipNormalizer(mean=mean, std=std)
+        self.val_scores = VideoScores(num_classes=len(self.class_names), aggregate=aggregate)
+        self.test_scores = VideoScores(num_classes=len(self.class_names), aggregate=aggregate)
         self.last_result: dict[str, EvaluationResult] = {}
 
     def forward(self, clip: Tensor) -> Tensor:
+        """(B, 3, T, H, W) normalised float -> logits (B, K)."""
         return self.model(clip)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
+        batch["clip"] = self.normalizer(batch["clip"])
+        return batch
+
+    def on_train_epoch_start(self) -> None:
+        # The training set draws its clips from (seed, epoch, index): tell every worker the epoch.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "set_epoch"):
+            datamodule.set_epoch(self.current_epoch)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         logits = self(batch["clip"])
-        loss = F.cross_entropy(
-            logits, batch["label"], label_smoothing=self.config.optim.label_smoothing
-        )
+        loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.hparams.label_smoothing)
         accuracy = (logits.argmax(dim=-1) == batch["label"]).float().mean()
         batch_size = len(batch["label"])
         self.log(
@@ -88,8 +88,8 @@ class VideoClassifierModule(pl.LightningModule):
         )
         self.log("train/clip_top1", accuracy, on_step=False, on_epoch=True, batch_size=batch_size)
         self.log(
-            "data/skipped_videos",
-            batch["skipped"].sum().float(),
+            "data/substituted_videos",
+            batch["substituted"].sum().float(),
             on_step=False,
             on_epoch=True,
             reduce_fx="sum",
@@ -98,63 +98,42 @@ class VideoClassifierModule(pl.LightningModule):
         )
         return loss
 
-    def _collect(self, batch: dict[str, Any]) -> None:
-        # A clip that failed to decode arrives as zeros marked `skipped`: it must not vote.
-        keep = batch["skipped"] == 0
-        if not keep.any():
-            return
-        self._outputs.append(
-            {
-                "video_index": batch["video_index"][keep],
-                "clip_index": batch["clip_index"][keep],
-                "logits": self(batch["clip"][keep]).float(),
-                "label": batch["label"][keep],
-            }
-        )
-
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._collect(batch)
+        self._score(batch, self.val_scores)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._log_result("val", self.val_scores.compute())
+        self.val_scores.reset()
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._collect(batch)
+        self._score(batch, self.test_scores)
 
-    def on_validation_epoch_start(self) -> None:
-        self._outputs = []
+    def on_test_epoch_end(self) -> None:
+        self._log_result("test", self.test_scores.compute())
+        self.test_scores.reset()
 
-    def on_test_epoch_start(self) -> None:
-        self._outputs = []
-
-    def _gathered(self) -> dict[str, Tensor]:
-        """Every rank's clips, concatenated; ranks may hold different counts."""
-        local = {key: torch.cat([o[key] for o in self._outputs]) for key in self._outputs[0]}
-        self._outputs = []
-        if self.trainer.world_size == 1:
-            return local
-        count = torch.tensor([len(local["label"])], device=self.device)
-        counts = self.all_gather(count).flatten().tolist()
-        largest = max(counts)
-        gathered = {}
-        for key, value in local.items():
-            padded = torch.zeros(largest, *value.shape[1:], dtype=value.dtype, device=value.device)
-            padded[: len(value)] = value
-            every = self.all_gather(padded)  # (world, largest, ...)
-            gathered[key] = torch.cat([every[rank, :n] for rank, n in enumerate(counts)])
-        return gathered
-
-    def _evaluate(self, stage: str) -> None:
-        if not self._outputs:
-            return
-        clips = self._gathered()
-        result = evaluate_clips(
-            clips["video_index"],
-            clips["clip_index"],
-            clips["logits"],
-            clips["label"],
-            num_classes=self.num_classes,
-            method=self.config.eval.aggregate,
+    def _score(self, batch: dict[str, Any], scores: VideoScores) -> None:
+        self.log(
+            "data/dropped_views",
+            float(batch["dropped"]),
+            on_step=False,
+            on_epoch=True,
+            reduce_fx="sum",
+            sync_dist=True,
+            batch_size=1,
         )
+        clips = batch["clip"]
+        # A batch whose views all failed to decode holds no clip: nothing to run, but the empty
+        # update keeps the states of every rank alike in shape for the gather.
+        logits = self(clips) if len(clips) else clips.new_zeros(0, scores.num_classes)
+        scores.update(batch["video_index"], batch["view_index"], logits, batch["label"])
+
+    def _log_result(self, stage: str, result: EvaluationResult | None) -> None:
+        if result is None:
+            return
         self.last_result[stage] = result
-        # Every rank holds the same gathered clips, so the values agree without a reduction.
+        # Every rank computed the same result from the gathered views: no reduction needed.
         for name, value in result.metrics().items():
             self.log(
                 f"{stage}/{name}",
@@ -164,33 +143,13 @@ class VideoClassifierModule(pl.LightningModule):
                 rank_zero_only=False,
             )
 
-    def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._evaluate("val")
-        self._outputs = []
-
-    def on_test_epoch_end(self) -> None:
-        self._evaluate("test")
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the config and class names, so a checkpoint alone rebuilds the model."""
-        checkpoint[CHECKPOINT_KEY] = {
-            "config": to_dict(self.config),
-            "class_names": list(self.class_names),
-        }
-
     def configure_optimizers(self) -> dict[str, Any]:
-        trainer = self.config.trainer
-        clips_fp16 = trainer.precision == "16-mixed" and trainer.gradient_clip_val > 0
-        optimizer = build_optimizer(self.model, self.config.optim, fused=not clips_fp16)
-        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
-        steps_per_epoch = max(1, math.ceil(total_steps / max(1, self.trainer.max_epochs)))
-        optim = self.config.optim
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer = build_optimizer(self.model, self.optim, fused=self.hparams.fused_optimizer)
+        scheduler = lr_schedule(
             optimizer,
-            lambda step: lr_factor(
-                step, optim=optim, steps_per_epoch=steps_per_epoch, total_steps=total_steps
-            ),
+            self.optim,
+            total_steps=int(self.trainer.estimated_stepping_batches),
+            epochs=self.trainer.max_epochs,
         )
         return {
             "optimizer": optimizer,

@@ -1,10 +1,12 @@
-"""The files every run leaves behind: metrics JSON, confusion matrix (CSV and PNG), curves."""
+"""The files every run leaves behind: metrics JSON, confusion matrix (CSV and PNG), per-video
+predictions (CSV) and curves."""
 
 from __future__ import annotations
 
 import csv
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -35,6 +37,36 @@ def write_evaluation(
         title=f"{stage}: video top-1 {metrics['video_top1']:.3f}",
     )
     return metrics
+
+
+def write_predictions(
+    result: EvaluationResult,
+    paths: Sequence[str],
+    class_names: Sequence[str],
+    path: Path,
+    *,
+    topk: int = 5,
+) -> None:
+    """One row per video: its file, true class, predicted class and its top-k classes.
+
+    `paths[i]` is the file of video index i (the dataset's records, in order). Scores are the
+    aggregated video scores: mean softmax, or vote fractions under majority voting.
+    """
+    topk = min(topk, len(class_names))
+    scores, classes = result.video_scores.float().topk(topk, dim=-1)  # (V, topk) each
+    header = ["path", "label", "prediction"]
+    for rank in range(1, topk + 1):
+        header += [f"top{rank}_class", f"top{rank}_prob"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        rows = zip(result.video_index.tolist(), result.video_labels.tolist(), strict=True)
+        for (video, label), top, top_scores in zip(rows, classes, scores, strict=True):
+            row = [paths[video], class_names[label], class_names[int(top[0])]]
+            for index, score in zip(top.tolist(), top_scores.tolist(), strict=True):
+                row += [class_names[index], f"{score:.6f}"]
+            writer.writerow(row)
 
 
 def plot_confusion(

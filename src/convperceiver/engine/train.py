@@ -1,9 +1,9 @@
 """Training and evaluation runs: run folders, Lightning's Trainer, checkpoints, reports.
 
 A run folder holds `config.yaml` (the resolved config), `checkpoints/best.ckpt` and
-`last.ckpt`, CSV and TensorBoard logs, `test_metrics.json`, the confusion matrix and the
-curves. Checkpoints carry the config and class names, so `evaluate` and `predict` need
-nothing else; they are read with `weights_only=True`.
+`last.ckpt`, CSV and TensorBoard logs, `test_metrics.json`, the confusion matrix, the
+per-video `predictions.csv` and the curves. Checkpoints carry the config and class names in
+their hyper-parameters, so `evaluate` and `predict` need nothing else (`checkpoint.py`).
 """
 
 from __future__ import annotations
@@ -11,21 +11,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from convperceiver.config import Config, load_config, save_config
+from convperceiver.config import Config, load_config, save_config, to_dict
 from convperceiver.data.datamodule import VideoDataModule
 from convperceiver.engine.callbacks import ClipThroughput
-from convperceiver.engine.module import CHECKPOINT_KEY, VideoClassifierModule
-from convperceiver.engine.reports import plot_curves, write_evaluation
-from convperceiver.errors import CheckpointError, ConfigError
+from convperceiver.engine.checkpoint import load_checkpoint
+from convperceiver.engine.module import VideoClassifierModule
+from convperceiver.engine.reports import plot_curves, write_evaluation, write_predictions
+from convperceiver.errors import ConfigError, DatasetError
 from convperceiver.models import FreezableClassifier, build_model
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,26 @@ def resolve_run(config: Config) -> tuple[Path, Path | None]:
     return run_dir, None
 
 
+def build_module(
+    model: FreezableClassifier, config: Config, class_names: Sequence[str]
+) -> VideoClassifierModule:
+    """The LightningModule for a run: what it needs from the config, resolved here once."""
+    trainer = config.trainer
+    return VideoClassifierModule(
+        model=model,
+        class_names=class_names,
+        mean=config.data.mean,
+        std=config.data.std,
+        optim=config.optim,
+        label_smoothing=config.optim.label_smoothing,
+        aggregate=config.eval.aggregate,
+        channels_last=trainer.channels_last,
+        # fp16 loss scaling cannot clip gradients before a fused step unscales them.
+        fused_optimizer=not (trainer.precision == "16-mixed" and trainer.gradient_clip_val > 0),
+        run_config=to_dict(config),
+    )
+
+
 def _trainer(config: Config, run_dir: Path | None, **kwargs: Any) -> pl.Trainer:
     trainer = config.trainer
     devices: Any = trainer.devices
@@ -114,7 +135,7 @@ def train(config: Config) -> RunResult:
     datamodule.prepare_data()
     datamodule.setup()
     model = build_model(config.model, num_classes=len(datamodule.class_names))
-    module = VideoClassifierModule(model=model, config=config, class_names=datamodule.class_names)
+    module = build_module(model, config, datamodule.class_names)
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
@@ -155,46 +176,45 @@ def train(config: Config) -> RunResult:
         save_config(config, run_dir / "config.yaml")
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    test_loader = datamodule.test_dataloader()
     trainer.test(
         module,
-        datamodule=datamodule,
+        dataloaders=test_loader,
         ckpt_path=str(best) if best else None,
         weights_only=True,
         verbose=False,
     )
     metrics: dict[str, float] = {}
     if trainer.is_global_zero:
-        metrics = write_evaluation(module.last_result["test"], datamodule.class_names, run_dir)
+        metrics = _write_reports(module, test_loader.dataset.records, run_dir, stage="test")
         plot_curves(run_dir / "csv", run_dir / "curves.png")
     return RunResult(run_dir, metrics, best, throughput.clips_per_second())
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(saved config dict and class names, model state_dict) from a convperceiver checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
-    if not isinstance(state, dict) or CHECKPOINT_KEY not in state:
-        raise CheckpointError(f"{path} is not a convperceiver checkpoint (no config inside)")
-    model_state = {key.removeprefix("model."): value for key, value in state["state_dict"].items()}
-    return state[CHECKPOINT_KEY], model_state
+def _write_reports(
+    module: VideoClassifierModule, records: Sequence[Any], folder: Path, *, stage: str
+) -> dict[str, float]:
+    """Metrics, confusion matrix and per-video predictions of the module's last test."""
+    if "test" not in module.last_result:
+        raise DatasetError(f"no {stage} video could be decoded: there is nothing to evaluate")
+    result = module.last_result["test"]
+    metrics = write_evaluation(result, module.class_names, folder, stage=stage)
+    write_predictions(
+        result, [str(r.path) for r in records], module.class_names, folder / "predictions.csv"
+    )
+    return metrics
 
 
 def model_from_checkpoint(
     path: str | Path, overrides: list[str] | None = None, config_path: str | Path | None = None
 ) -> tuple[FreezableClassifier, Config, list[str]]:
     """The trained model, its config (with overrides applied) and its class names."""
-    saved, model_state = load_checkpoint(path)
-    config = load_config(config_path, overrides or [], base=saved["config"])
-    class_names = saved["class_names"]
+    saved = load_checkpoint(path)
+    config = load_config(config_path, overrides or [], base=saved.config)
     model_config = dataclasses.replace(config.model, weights="none")
-    model = build_model(model_config, num_classes=len(class_names))
-    model.load_state_dict(model_state)
-    return model.eval(), config, class_names
+    model = build_model(model_config, num_classes=len(saved.class_names))
+    model.load_state_dict(saved.model_state)
+    return model.eval(), config, saved.class_names
 
 
 def checkpoint_with_data(
@@ -223,11 +243,15 @@ def evaluate(
     out: Path | None = None,
     split: str = "test",
 ) -> RunResult:
-    """Evaluate a checkpoint on its test (or validation) videos, as at the end of training."""
+    """Evaluate a checkpoint on its test (or validation) videos, as at the end of training.
+
+    Writes `<split>_metrics.json`, the confusion matrix, `predictions.csv` (one row per video)
+    and the config into `out` (default: a new folder beside the checkpoint's run).
+    """
     model, config, class_names, datamodule = checkpoint_with_data(
         checkpoint, overrides, config_path
     )
-    module = VideoClassifierModule(model=model, config=config, class_names=class_names)
+    module = build_module(model, config, class_names)
     trainer = _trainer(config, None, logger=False)
     loader = datamodule.val_dataloader() if split == "val" else datamodule.test_dataloader()
     trainer.test(module, dataloaders=loader, verbose=False)
@@ -237,6 +261,6 @@ def evaluate(
     )
     metrics: dict[str, float] = {}
     if trainer.is_global_zero:
-        metrics = write_evaluation(module.last_result["test"], class_names, folder, stage=split)
+        metrics = _write_reports(module, loader.dataset.records, folder, stage=split)
         save_config(config, folder / "config.yaml")
     return RunResult(run_dir=folder, metrics=metrics, best_checkpoint=Path(checkpoint))

@@ -124,7 +124,7 @@ def _inference(template: nn.Module, work: Workload) -> dict[str, Any]:
 
 def _training(template: nn.Module, work: Workload) -> dict[str, Any]:
     """Seconds per optimizer step (forward, loss, backward, step) and the step's peak memory."""
-    from convperceiver.engine.module import build_optimizer
+    from convperceiver.engine.optim import build_optimizer
 
     def runner(settings: Settings) -> Callable[[int], None]:
         model = settings.prepare(template, work.device, train=True)
