@@ -90,3 +90,8 @@ def test_video_files_keeps_files_and_expands_folders(tmp_path, tiny):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no videos in"):
         video_files([tmp_path / "empty"])
+
+
+def test_a_missing_video_root_is_named_before_its_annotations(tmp_path):
+    with pytest.raises(DatasetError, match=r"HMDB51 videos .* not found: expected .*nowhere"):
+        dataset_subsets("hmdb51", tmp_path / "nowhere")

@@ -49,6 +49,8 @@ def _official_annotations(kind: str, root: Path, annotations: str | Path | None)
         return Path(annotations)
     places = [root.parent / OFFICIAL_ANNOTATIONS[kind], root / OFFICIAL_ANNOTATIONS[kind]]
     found = next((place for place in places if place.is_dir()), None)
+    if found is None and not root.exists():
+        return places[0]  # the reader says the videos are missing, the first thing to fix
     if found is None:
         raise DatasetError(
             f"{kind} annotations not found: looked for {places[0]} and {places[1]}; "
