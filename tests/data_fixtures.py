@@ -6,6 +6,7 @@ Helpers, not fixtures: each test module wraps the ones it needs in a fixture of 
 from __future__ import annotations
 
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,35 @@ def write_hostile(folder: Path) -> dict[str, Path]:
     files["truncated_avi"].write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     write_video(files["no_frames"], np.zeros((0, 32, 32, 3), np.uint8), 25)
     write_video(files["no_video_stream"], np.zeros((0, 32, 32, 3), np.uint8), 25)
+    return files
+
+
+def overstate_avi_length(path: Path, frames: int) -> None:
+    """Patch an AVI's header frame counts (avih dwTotalFrames, strh dwLength) to `frames`."""
+    data = bytearray(path.read_bytes())
+    total_frames = data.index(b"avih") + 8 + 16  # after the chunk id and size, the 5th field
+    length = data.index(b"strh") + 8 + 32  # the 9th field of the stream header
+    for offset in (total_frames, length):
+        struct.pack_into("<I", data, offset, frames)
+    path.write_bytes(bytes(data))
+
+
+def write_overstated(folder: Path) -> dict[str, Path]:
+    """4 s videos whose headers promise more than their frames deliver, by how that happened.
+
+    cut_mp4: a web-style MP4 (index first) cut mid-download; cut_avi: an AVI cut mid-stream;
+    overstated_avi: a whole AVI whose header says 16 s.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {name: folder / f"{name}.{name[-3:]}" for name in ("cut_mp4", "cut_avi")}
+    web = write_tiny(
+        folder / "web.mp4", num_frames=100, codec="libx264", options={"movflags": "faststart"}
+    )
+    files["cut_mp4"].write_bytes(web.read_bytes()[: web.stat().st_size // 2])
+    whole = write_tiny(folder / "whole.avi", num_frames=100)
+    files["cut_avi"].write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    files["overstated_avi"] = shutil.copyfile(whole, folder / "overstated.avi")
+    overstate_avi_length(files["overstated_avi"], 400)
     return files
 
 

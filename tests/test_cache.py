@@ -1,16 +1,20 @@
 import random
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from data_fixtures import write_tiny
 from test_train import tiny_overrides
 
 from convperceiver.cli import main
-from convperceiver.config import load_config
-from convperceiver.data.cache import read_through_cache, write_cache
+from convperceiver.config import DataConfig, load_config
+from convperceiver.data.cache import cache_dataset, read_through_cache, write_cache
 from convperceiver.data.datamodule import VideoDataModule, ensure_synthetic
 from convperceiver.data.datasets import VideoRecord
 from convperceiver.data.video import decode_clip, probe_video
-from convperceiver.errors import DatasetError
+from convperceiver.errors import ConfigError, DatasetError
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +87,55 @@ def test_broken_videos_are_skipped_and_named(tmp_path):
     )
     assert report.written == 0 and report.skipped[0][0] == str(broken)
     assert not list((tmp_path / "cache").glob("**/*.avi"))
+
+
+def unlabelled_folder(folder: Path, count: int) -> DataConfig:
+    for index in range(count):
+        write_tiny(folder / f"part{index % 2}" / f"v{index}.mp4", num_frames=8, codec="libx264")
+    return DataConfig(dataset="videos", root=str(folder), resize=[32, 32], cache="")
+
+
+def test_cache_dataset_resumes_keeping_whole_files_of_the_right_size(tmp_path):
+    data = unlabelled_folder(tmp_path / "videos", 3)
+    cache = tmp_path / "cache"
+    first = cache_dataset(data, out=str(cache), workers=1)
+    assert (first.written, first.present, first.skipped) == (3, 0, [])
+    cached = sorted(cache.glob("*/*.avi"))
+    assert [p.relative_to(cache).as_posix() for p in cached] == [
+        "part0/v0.avi",
+        "part0/v2.avi",
+        "part1/v1.avi",
+    ]
+    write_tiny(cached[0], num_frames=8, height=16, width=16)  # a copy at another size
+    cached[1].write_bytes(cached[1].read_bytes()[:100])  # a file cut short outside the writer
+    cached[2].unlink()
+    shutil.copyfile(cached[0], f"{cached[2]}.partial.avi")  # an interrupted write
+    second = cache_dataset(replace(data, cache=str(cache)), workers=1)
+    assert (second.written, second.present) == (3, 0)
+    assert all(probe_video(p).height == 32 for p in cached)
+    third = cache_dataset(data, out=str(cache), workers=1)
+    assert (third.written, third.present) == (0, 3)
+    assert third.format_text() == (
+        f"cache {cache}: 0 written, 3 already there, 0 skipped; train with data.cache={cache}"
+    )
+
+
+def test_cache_dataset_uses_every_core_by_default(tmp_path, monkeypatch):
+    data = unlabelled_folder(tmp_path / "videos", 1)
+    pools = []
+
+    class Pool(ProcessPoolExecutor):
+        def __init__(self, max_workers: int) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers=1)
+
+    monkeypatch.setattr("convperceiver.data.cache.ProcessPoolExecutor", Pool)
+    monkeypatch.setattr("os.cpu_count", lambda: 7)
+    cache_dataset(data, out=str(tmp_path / "cache"))
+    assert pools == [7]
+
+
+def test_cache_dataset_needs_a_folder(tmp_path):
+    data = unlabelled_folder(tmp_path / "videos", 1)
+    with pytest.raises(ConfigError, match=r"give --out DIR or set data\.cache"):
+        cache_dataset(data)

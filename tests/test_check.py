@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from data_fixtures import HMDB51_CLASSES, write_hmdb51, write_hostile, write_tiny
+from data_fixtures import (
+    HMDB51_CLASSES,
+    write_hmdb51,
+    write_hostile,
+    write_overstated,
+    write_tiny,
+)
 
 from convperceiver.data.check import check_dataset, check_records
 from convperceiver.data.datasets import VideoRecord, hmdb51_records
@@ -16,7 +22,7 @@ PROBLEMS = {  # hostile file -> (words its problem must hold, whether it breaks 
     "zero_bytes": ("cannot open", True),
     "text": ("cannot open", True),
     "truncated_mp4": ("cannot open", True),
-    "truncated_avi": ("truncated", True),
+    "truncated_avi": ("truncated or mislabelled", False),
     "no_frames": ("zero frames", True),
     "no_video_stream": ("no video stream", True),
     "one_frame": ("shorter than a clip", False),
@@ -86,3 +92,28 @@ def test_check_dataset_reads_folder_and_list_layouts(tmp_path, tiny):
     assert [Path(p.path).name for p in report.problems] == ["gone.avi"]
     with pytest.raises(DatasetError, match=r"train\.txt"):
         check_dataset("list", tmp_path / "train", clip_duration=2.0)
+
+
+def test_files_that_overstate_their_length_are_warnings_with_their_real_duration(tmp_path):
+    files = write_overstated(tmp_path)
+    records = [VideoRecord(str(path), 0, name) for name, path in files.items()]
+    report = check_records(records, clip_duration=1.0)
+    assert report.usable
+    found = json.loads(json.dumps(report.to_dict()))
+    assert found["summary"]["warnings"] == 3 and found["summary"]["broken"] == 0
+    by_path = {p["path"]: p for p in found["problems"]}
+    for name, path in files.items():
+        problem = by_path[str(path)]
+        assert problem["level"] == "warning"
+        assert f"the header says {16 if name == 'overstated_avi' else 4}.00 s" in problem["problem"]
+    assert found["summary"]["duration_s"]["max"] < 4.1
+    assert "problems: 0 broken, 3 warnings" in report.format_text()
+
+
+def test_check_an_unlabelled_folder(tmp_path, tiny):
+    for name in ("a.avi", "sub/b.avi"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(tiny.read_bytes())
+    report = check_dataset("videos", tmp_path, clip_duration=2.0)
+    assert report.usable and report.summary()["per_split"] == {"all": 2}
+    assert "videos: 2 (all 2) unlabelled" in report.format_text()

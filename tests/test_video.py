@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import random
+import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from data_fixtures import moving_frames, shared_videos, write_hostile, write_tiny
+from data_fixtures import (
+    moving_frames,
+    shared_videos,
+    write_hostile,
+    write_overstated,
+    write_tiny,
+)
 
+from convperceiver.data.clip_sampling import uniform_clip_times
+from convperceiver.data.datasets import ClipDataset, VideoRecord
+from convperceiver.data.transforms import eval_transform, train_transform
 from convperceiver.data.video import decode_all_frames, decode_clip, probe_video, write_video
 from convperceiver.errors import VideoError
 
@@ -39,6 +51,20 @@ def tiny_files(tmp_path_factory) -> list[Path]:
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory) -> dict[str, Path]:
     return write_hostile(tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.fixture(scope="module")
+def overstated(tmp_path_factory) -> dict[str, Path]:
+    return write_overstated(tmp_path_factory.mktemp("overstated"))
+
+
+def fresh_copies(files: dict[str, Path], folder: Path) -> dict[str, Path]:
+    """Copies under new names: warnings are once per file and process."""
+    return {name: shutil.copyfile(path, folder / path.name) for name, path in files.items()}
+
+
+def warnings_naming(caplog, path: Path) -> list[str]:
+    return [r.getMessage() for r in caplog.records if str(path) in r.getMessage()]
 
 
 def on_screen(frames: torch.Tensor, times: list[float], at: list[float]) -> torch.Tensor:
@@ -100,6 +126,7 @@ def test_probe_a_tiny_file(tiny_files):
     info = probe_video(tiny_files[0])
     assert (info.width, info.height, info.num_frames, info.fps) == (64, 48, 40, 25.0)
     assert info.duration == pytest.approx(1.6) and info.start_time == 0.0
+    assert info.header_duration is None
 
 
 def test_resize_happens_in_the_conversion(tiny_files):
@@ -151,11 +178,81 @@ def test_unreadable_files_raise_a_video_error_naming_them(hostile, name, message
         assert str(hostile[name]) in str(error.value)
 
 
-def test_a_cut_off_file_decodes_up_to_the_cut_then_says_truncated(hostile):
-    path = hostile["truncated_avi"]
-    assert decode_clip(path, [0.0, 0.2]).shape[0] == 2
-    with pytest.raises(VideoError, match="truncated"):
-        decode_clip(path, [7.0])
+@pytest.mark.parametrize("name", ["cut_mp4", "cut_avi", "overstated_avi"])
+def test_probe_finds_where_an_overstated_file_really_ends(overstated, name):
+    path = overstated[name]
+    _, times = decode_all_frames(path)
+    info = probe_video(path, warn=False)
+    assert info.header_duration == pytest.approx(16.0 if name == "overstated_avi" else 4.0)
+    frames_end = times[-1] + 1 / info.fps
+    assert frames_end < info.header_duration - 1
+    assert info.duration == pytest.approx(frames_end, abs=0.2)
+    assert info.num_frames == pytest.approx(len(times), abs=5)
+
+
+@pytest.mark.parametrize("name", ["cut_mp4", "cut_avi", "overstated_avi"])
+def test_times_past_the_real_end_get_the_last_frame_with_one_warning(
+    overstated, tmp_path, caplog, name
+):
+    path = fresh_copies(overstated, tmp_path)[name]
+    frames, times = decode_all_frames(path)
+    with caplog.at_level(logging.WARNING):
+        promised = probe_video(path).header_duration
+        clip = decode_clip(path, [0.0, times[-1] / 2, promised - 0.1, promised + 3])
+        decode_clip(path, [promised - 0.5])
+    assert torch.equal(clip, on_screen(frames, times, [0.0, times[-1] / 2, times[-1], times[-1]]))
+    assert len(warnings_naming(caplog, path)) == 1
+
+
+def test_decode_clip_alone_warns_once_about_a_cut_off_file(overstated, tmp_path, caplog):
+    path = fresh_copies(overstated, tmp_path)["cut_avi"]
+    frames, _ = decode_all_frames(path)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            assert torch.equal(decode_clip(path, [3.5]), frames[-1:])
+    (warning,) = warnings_naming(caplog, path)
+    assert "truncated" in warning
+
+
+def test_training_and_evaluation_use_the_frames_an_overstated_file_has(
+    overstated, tmp_path, caplog
+):
+    files = fresh_copies(overstated, tmp_path)
+    records = [VideoRecord(str(path), 0, name) for name, path in files.items()]
+    options = dict(num_frames=4, clip_duration=0.5, size=(32, 32), seed=0)
+    norm = dict(crop_size=24, mean=[0.45] * 3, std=[0.225] * 3)
+    with caplog.at_level(logging.WARNING):
+        train = ClipDataset(
+            records,
+            mode="train",
+            transform=train_transform(horizontal_flip=False, **norm),
+            **options,
+        )
+        evaluate = ClipDataset(records, mode="eval", transform=eval_transform(**norm), **options)
+        items = [train[i] for i in range(len(records)) for _ in range(3)]
+        items += [evaluate[i] for i in range(len(evaluate))]
+    assert [i["skipped"] for i in items] == [0] * len(items)
+    assert sorted({i["video_index"] for i in items}) == list(range(len(records)))
+    clips = Counter(i["video_index"] for i in items[len(records) * 3 :])
+    for video, path in enumerate(files.values()):
+        assert len(warnings_naming(caplog, path)) == 1
+        _, times = decode_all_frames(path)
+        frames_end = times[-1] + 1 / probe_video(path).fps
+        # Evaluation windows cover the frames there are, not what the header promised.
+        assert clips[video] == len(
+            uniform_clip_times(
+                frames_end, clip_duration=0.5, num_frames=4, num_clips=0, max_clips=10
+            )
+        )
+
+
+def test_a_file_cut_before_its_first_frame_stays_broken(overstated, tmp_path):
+    web = overstated["cut_mp4"].with_name("web.mp4").read_bytes()
+    path = tmp_path / "header_only.mp4"
+    path.write_bytes(web[: web.index(b"mdat") + 4])
+    for read in (probe_video, lambda p: decode_clip(p, [0.5])):
+        with pytest.raises(VideoError, match="zero frames"):
+            read(path)
 
 
 def test_a_missing_file_raises_a_video_error(tmp_path):

@@ -1,7 +1,8 @@
 """`convperceiver data check`: open every video a dataset would use and say what is wrong.
 
-Per file: missing from disk, cannot open, no video stream, zero frames or cut off (broken:
-training skips it) and shorter than a clip (a warning: usable, its frames are stretched). The
+Per file: missing from disk, cannot open, no video stream or zero frames (broken: training
+skips it); cut off or with a header that overstates its length (a warning: usable, with the
+frames it has) and shorter than a clip (a warning: usable, its frames are stretched). The
 summary counts videos per split and class and describes durations, frame rates and sizes.
 """
 
@@ -14,11 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from convperceiver.data.datasets import (
-    VideoRecord,
-)
+from convperceiver.data.datasets import VideoRecord
 from convperceiver.data.layouts import dataset_subsets
-from convperceiver.data.video import VideoInfo, decode_clip, probe_video
+from convperceiver.data.video import VideoInfo, decode_clip, overstated_problem, probe_video
 from convperceiver.errors import VideoError
 
 
@@ -28,7 +27,7 @@ class FileCheck:
 
     path: str
     split: str
-    label: int
+    label: int  # -1 in an unlabelled dataset
     info: VideoInfo | None  # None when the file is broken
     problem: str = ""
     broken: bool = False
@@ -58,7 +57,8 @@ class CheckReport:
         durations = [info.duration for info in readable]
         per_class: dict[str, Counter[str]] = {name: Counter() for name in self.class_names}
         for f in self.files:
-            per_class[self.class_names[f.label]][f.split] += 1
+            if f.label >= 0:
+                per_class[self.class_names[f.label]][f.split] += 1
         return {
             "videos": len(self.files),
             "broken": sum(f.broken for f in self.files),
@@ -89,11 +89,13 @@ class CheckReport:
     def format_text(self) -> str:
         summary = self.summary()
         splits = ", ".join(f"{name} {n}" for name, n in summary["per_split"].items())
-        sizes = [sum(counts.values()) for counts in summary["per_class"].values()] or [0]
-        lines = [
-            f"videos: {summary['videos']} ({splits}) in {len(self.class_names)} classes "
-            f"({min(sizes)}-{max(sizes)} per class)"
-        ]
+        sizes = [sum(counts.values()) for counts in summary["per_class"].values()]
+        classes = (
+            f"in {len(sizes)} classes ({min(sizes)}-{max(sizes)} per class)"
+            if sizes
+            else "unlabelled"
+        )
+        lines = [f"videos: {summary['videos']} ({splits}) {classes}"]
         if summary["duration_s"]:
             d = summary["duration_s"]
             lines.append(
@@ -112,7 +114,7 @@ class CheckReport:
 def check_file(
     record: VideoRecord, *, split: str, clip_duration: float, min_frames: int = 1
 ) -> FileCheck:
-    """Probe a video, then decode its first frame and its last (a cut-off file fails there)."""
+    """Probe a video, then decode its first frame and its last (a damaged file fails there)."""
 
     def broken(problem: str) -> FileCheck:
         return FileCheck(record.path, split, record.label, None, problem, broken=True)
@@ -120,20 +122,22 @@ def check_file(
     if not Path(record.path).is_file():
         return broken("missing from disk, though the annotations name it")
     try:
-        info = probe_video(record.path)
+        info = probe_video(record.path, warn=False)
         decode_clip(record.path, [0.0], size=(8, 8))
         decode_clip(record.path, [info.duration], size=(8, 8))
     except VideoError as error:
         return broken(str(error).removeprefix(f"{record.path}: "))
     if info.num_frames < min_frames:
         return broken(f"{info.num_frames} frames, fewer than {min_frames}")
+    problems = []
+    if info.header_duration is not None:
+        problems.append(overstated_problem(info.header_duration, info.duration))
     if info.duration < clip_duration:
-        problem = (
+        problems.append(
             f"shorter than a clip ({info.duration:.2f} s < {clip_duration:g} s): "
             "its frames will be stretched"
         )
-        return FileCheck(record.path, split, record.label, info, problem)
-    return FileCheck(record.path, split, record.label, info)
+    return FileCheck(record.path, split, record.label, info, "; ".join(problems))
 
 
 def check_records(
@@ -157,7 +161,7 @@ def check_records(
 def check_dataset(
     kind: str,
     root: str | Path,
-    annotations: str | Path = "",
+    annotations: str | Path | None = None,
     split: int = 1,
     clip_duration: float = 2.0,
 ) -> CheckReport:

@@ -2,20 +2,26 @@
 
 - synthetic: HMDB51 files, videos in `<root>/videos`, split files in `<root>/splits`.
 - hmdb51: `<root>/<class>/*.avi`; split files in `annotations`, by default the official
-  archive's `testTrainMulti_7030_splits` beside `root`.
+  archive's `testTrainMulti_7030_splits` beside `root` or inside it.
 - ucf101: `<root>/<Class>/*.avi`; `classInd.txt`, `trainlist0s.txt`, `testlist0s.txt` in
-  `annotations`, by default `ucfTrainTestlist` beside `root`.
+  `annotations`, by default `ucfTrainTestlist` beside `root` or inside it.
 - folder: `<root>/{train,val,test}/<class>/*` where present, else `<root>/<class>/*`.
 - list: `{train,val,test}.txt` of `<path> <label>` lines in `annotations` (default `root`),
   or the one list file `annotations` names; paths are relative to `root`.
+- videos: every video file under `root`, recursively, unlabelled (label -1, no classes):
+  material for self-supervised pretraining.
 A layout without a test part ("all") gets one held out by the datamodule.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from convperceiver.data.datasets import (
+    HMDB51_SOURCE,
+    UCF101_SOURCE,
+    VIDEO_SUFFIXES,
     VideoRecord,
     folder_records,
     hmdb51_records,
@@ -24,9 +30,11 @@ from convperceiver.data.datasets import (
 )
 from convperceiver.errors import DatasetError
 
-# Where the official archives unpack beside the videos, the default for `annotations`.
+# The folders the official annotation archives unpack to, the default for `annotations`.
 OFFICIAL_ANNOTATIONS = {"hmdb51": "testTrainMulti_7030_splits", "ucf101": "ucfTrainTestlist"}
+OFFICIAL_SOURCES = {"hmdb51": HMDB51_SOURCE, "ucf101": UCF101_SOURCE}
 SUBSETS = ("train", "val", "test")  # the parts a folder or list dataset may have
+KINDS = ("synthetic", "hmdb51", "ucf101", "folder", "list", "videos")
 
 
 def video_root(kind: str, root: str | Path) -> Path:
@@ -35,9 +43,65 @@ def video_root(kind: str, root: str | Path) -> Path:
 
 
 def _official_annotations(kind: str, root: Path, annotations: str | Path | None) -> Path:
+    """`annotations`, else the official folder beside root or inside it (both archives
+    extracted into one folder)."""
     if annotations:
         return Path(annotations)
-    return root.parent / OFFICIAL_ANNOTATIONS[kind]
+    places = [root.parent / OFFICIAL_ANNOTATIONS[kind], root / OFFICIAL_ANNOTATIONS[kind]]
+    found = next((place for place in places if place.is_dir()), None)
+    if found is None and not root.exists():
+        return places[0]  # the reader says the videos are missing, the first thing to fix
+    if found is None:
+        raise DatasetError(
+            f"{kind} annotations not found: looked for {places[0]} and {places[1]}; "
+            f"set data.annotations to their folder; {OFFICIAL_SOURCES[kind]}"
+        )
+    return found
+
+
+def _videos_under(folder: Path) -> list[Path]:
+    """Video files under `folder` at any depth, sorted; hidden files and folders are skipped."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.suffix.lower() in VIDEO_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.is_file()
+    )
+
+
+def _no_videos(folder: Path) -> DatasetError:
+    return DatasetError(
+        f"no videos in {folder} or its subfolders (suffixes {', '.join(sorted(VIDEO_SUFFIXES))})"
+    )
+
+
+def video_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given, and each folder's videos at any depth, sorted: what `predict` reads."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            videos = _videos_under(path)
+            if not videos:
+                raise _no_videos(path)
+            found.extend(videos)
+        else:
+            found.append(path)
+    return found
+
+
+def unlabelled_records(root: str | Path) -> list[VideoRecord]:
+    """Every video under `root`, recursively, with label -1; each is its own group."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"videos dataset: folder not found: {root}")
+    videos = _videos_under(root)
+    if not videos:
+        raise _no_videos(root)
+    return [
+        VideoRecord(str(path), -1, path.relative_to(root).with_suffix("").as_posix())
+        for path in videos
+    ]
 
 
 def dataset_subsets(
@@ -54,7 +118,8 @@ def dataset_subsets(
     hmdb51 / ucf101: the official train and test lists of `split` (annotations default to the
     archives' folders beside root); folder: `<root>/{train,val,test}/<class>/` where present,
     else `<root>/<class>/`; list: `{train,val,test}.txt` in `annotations` (default root), or
-    the one list file `annotations` names.
+    the one list file `annotations` names; videos: every video under root as "all", with no
+    class names.
     """
     root = Path(root)
     if kind == "synthetic":
@@ -68,6 +133,8 @@ def dataset_subsets(
                 root, folder, split=split, subset=subset, keep_missing=keep_missing
             )
         return subsets, class_names
+    if kind == "videos":
+        return {"all": unlabelled_records(root)}, []
     if kind == "folder":
         parts = {name: root / name for name in SUBSETS if (root / name).is_dir()} or {"all": root}
         loaded = {name: folder_records(path) for name, path in parts.items()}
@@ -86,7 +153,7 @@ def dataset_subsets(
             for name, path in parts.items()
         }
     else:
-        raise ValueError(f"dataset kind {kind!r} is not one of: hmdb51, ucf101, folder, list")
+        raise ValueError(f"dataset kind {kind!r} is not one of: {', '.join(KINDS)}")
     (first, (_, class_names)), *others = loaded.items()
     for name, (_, names) in others:
         if names != class_names:

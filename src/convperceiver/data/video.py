@@ -3,7 +3,8 @@
 The only module that imports `av`. Times are seconds from the start of the video stream
 (0 = its first frame); frames come out as uint8 RGB tensors (T, H, W, 3).
 
-    probe_video(path)                 -> VideoInfo (container metadata, no decoding)
+    probe_video(path)                 -> VideoInfo (container metadata, checked against the
+                                         last packets, which catches a header that overstates)
     decode_clip(path, times, size=)   -> (T, H, W, 3): seek, decode forward, convert kept frames
     decode_all_frames(path, size=)    -> (N, H, W, 3), times: the naive reference
 """
@@ -11,6 +12,7 @@ The only module that imports `av`. Times are seconds from the start of the video
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ import numpy as np
 import torch
 
 from convperceiver.errors import VideoError
+
+log = logging.getLogger(__name__)
 
 # Metadata may overstate a stream's length by a few frames; a second more is a cut-off file.
 TRUNCATION_GAP_S = 1.0
@@ -41,6 +45,18 @@ class VideoInfo:
     width: int
     height: int
     start_time: float  # seconds; the timestamp that decode times are relative to
+    # Seconds the header promised when its packets end a second or more earlier (a cut-off
+    # download, a wrong AVI frame count); duration and num_frames then describe what is there.
+    header_duration: float | None = None
+
+
+_warned: set[str] = set()  # files already named in a warning by this process
+
+
+def _warn_once(path: str | Path, message: str) -> None:
+    if str(path) not in _warned:
+        _warned.add(str(path))
+        log.warning("%s: %s", path, message)
 
 
 class _Timeline:
@@ -173,6 +189,16 @@ def _frames(
             return
 
 
+def _packets(container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.Packet]:
+    """The stream's packets from where the container is positioned; a read error ends them."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            yield next(packets)
+        except (StopIteration, av.FFmpegError):
+            return
+
+
 def _rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
     # One swscale thread: its automatic pool costs more than it saves on small frames.
     if size is None:
@@ -236,7 +262,9 @@ def decode_clip(
 
     Seeks to the key frame before the earliest time, decodes forward and stops after the last
     frame needed; only the frames kept are converted to RGB, resized to `size` = (height, width)
-    in the same step. Times before the first frame give the first frame, past the end the last.
+    in the same step. Times before the first frame give the first frame, past the end the last;
+    past the end of a file cut short of what its header says, the last frame decoded, with one
+    warning per file.
     """
     if len(times) == 0:
         raise ValueError("decode_clip needs at least one time")
@@ -252,9 +280,10 @@ def decode_clip(
             raise VideoError(f"{path}: zero frames")
         stated = _stated_length(stream)
         if min(targets[-1], stated) > last_time + TRUNCATION_GAP_S:
-            raise VideoError(
-                f"{path}: truncated: frames end at {last_time:.2f} s, "
-                f"the stream's header says {stated:.2f} s"
+            _warn_once(
+                path,
+                f"truncated: frames end at {last_time:.2f} s, the header says {stated:.2f} s; "
+                "later times get the last frame",
             )
         arrays: dict[int, np.ndarray] = {}
         for _, frame in picked:
@@ -284,16 +313,33 @@ def decode_all_frames(
     return torch.from_numpy(np.stack([rgb for _, rgb in decoded])), [t for t, _ in decoded]
 
 
-def probe_video(path: str | Path) -> VideoInfo:
-    """Duration, rate and size from the container; decodes only when it states no duration."""
+def probe_video(path: str | Path, *, warn: bool = True) -> VideoInfo:
+    """Duration, rate and size from the container, checked against where its packets end.
+
+    Reads packets (without decoding them) from the last key frame before the stated end: a
+    header that promises a second or more beyond them is overstated, and the info describes
+    the packets instead, with `header_duration` set and, if `warn`, one warning per file.
+    Decodes only when the container states no duration.
+    """
     with _open(path) as container:
         stream = _video_stream(container, path)
         timeline = _Timeline(container, stream)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         duration = _declared_duration(container, stream)
         num_frames = stream.frames
+        header_duration = None
         if duration <= 0:
             duration, num_frames = _measure(path, container, stream, timeline, rate)
+        else:
+            stated = max(duration, _stated_length(stream))
+            end = _packets_end(container, stream, timeline, stated)
+            if end is None:
+                raise VideoError(f"{path}: zero frames (the file ends before its first frame)")
+            if end < stated - TRUNCATION_GAP_S:
+                header_duration, duration = stated, end
+                num_frames = round(end * float(rate)) if rate else 0
+                if warn:
+                    _warn_once(path, overstated_problem(stated, end))
         if not rate and duration > 0:
             rate = Fraction(num_frames) / Fraction(duration)
         if num_frames == 0:
@@ -306,7 +352,44 @@ def probe_video(path: str | Path) -> VideoInfo:
             width=stream.codec_context.width,
             height=stream.codec_context.height,
             start_time=float(timeline.start * timeline.time_base),
+            header_duration=header_duration,
         )
+
+
+def overstated_problem(header_duration: float, duration: float) -> str:
+    """The one line that says a file holds less than its header promises."""
+    return (
+        f"truncated or mislabelled: the header says {header_duration:.2f} s, its frames end at "
+        f"{duration:.2f} s; the frames it has are used"
+    )
+
+
+def _packets_end(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    timeline: _Timeline,
+    stated: float,
+) -> float | None:
+    """Seconds where the stream's last readable packet ends; None when no packet can be read.
+
+    Demuxing is cheap (no decoding): from the key frame before the stated end, that is the last
+    group of pictures; a cut-off MP4 has nothing there (its index points past the end of the
+    file) and a cut-off AVI has no index to seek with, so those are read from the start.
+    """
+    for ticks in (timeline.ticks(stated), timeline.start):
+        try:
+            container.seek(ticks, stream=stream, backward=True)
+        except av.FFmpegError:
+            continue
+        stamps = [
+            (packet.dts if timeline.by_dts else packet.pts, packet.duration or 0)
+            for packet in _packets(container, stream)
+            if packet.size
+        ]
+        ends = [start + length for start, length in stamps if start is not None]
+        if ends:
+            return float((max(ends) - timeline.start) * timeline.time_base)
+    return None
 
 
 def _measure(
@@ -342,18 +425,20 @@ def write_video(
     codec: str = "mpeg4",
     *,
     pixel_format: str | None = None,
+    options: dict[str, str] | None = None,
 ) -> None:
     """Write uint8 RGB frames (T, H, W, 3) to a video file; the container follows the suffix.
 
     Any size works: odd sizes are stored 4:4:4 by encoders that support it (mpeg4 pads 4:2:0
-    internally). `pixel_format` overrides the choice, e.g. "gray" with codec "ffv1".
+    internally). `pixel_format` overrides the choice, e.g. "gray" with codec "ffv1". `options`
+    go to the muxer, e.g. {"movflags": "faststart"} for an MP4 with its index first, as on the web.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
     height, width = frames.shape[1:3]
     try:
-        with av.open(str(path), "w") as container:
+        with av.open(str(path), "w", options=options or {}) as container:
             stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height = width, height
             stream.pix_fmt = pixel_format or _pixel_format(codec, width, height)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
 
 from convperceiver.errors import WeightsError
+from convperceiver.safe_load import load_tensor_file
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +83,7 @@ def kinetics_state_dict() -> dict[str, Tensor]:
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """A state_dict file saved with torch.save, read without running pickled code."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsError(f"cannot read weights file {path}: {error}") from error
+    state = load_tensor_file(path, what="weights file", error=WeightsError)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
