@@ -154,7 +154,10 @@ class ConvPerceiver(FreezableClassifier):
 
     def forward_features(self, clip: Tensor) -> Tensor:
         """clip (B, 3, T, H, W) -> latents (B, [1 +] N, D), CLS first when there is one."""
-        tokens = self.tokens(self.backbone(clip))
+        return self.forward_tokens(self.tokens(self.backbone(clip)))
+
+    def forward_tokens(self, tokens: Tensor) -> Tensor:
+        """tokens (B, M, C [+ P]) -> latents (B, [1 +] N, D): any subset of tokens."""
         batch = tokens.shape[0]
         latents = tokens if self.self_only else repeat(self.latents, "n d -> b n d", b=batch)
         for index, self_layers in enumerate(self.self_blocks):
