@@ -102,6 +102,7 @@ class OptimConfig:
     gamma: float = 0.1  # step scheduler: decay factor
     label_smoothing: float = 0.0
     layer_decay: float = 1.0  # lr x decay^(depth from the head) per block, as BEiT; 1 = off
+    decay_everything: bool = False  # weight decay on biases, norms, latents, CLS too (the seed's)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from convperceiver.data.datasets import (
 )
 from convperceiver.data.eval_clips import eval_clip_spec
 from convperceiver.data.layouts import dataset_subsets, video_root
+from convperceiver.data.subsets import label_fraction_subset, select_classes
 from convperceiver.data.transforms import train_transform
 
 log = logging.getLogger(__name__)
@@ -52,26 +53,51 @@ class Splits:
 
 
 def build_splits(data: DataConfig, *, seed: int) -> Splits:
-    """Train, validation and test records for a config, following its protocol."""
+    """Train, validation and test records for a config, following its protocol.
+
+    `data.classes` keeps a subset of the classes (relabelled in the order given) everywhere;
+    `data.label_fraction` then thins the training videos only, per class and by seed, so
+    validation and test are the same whatever the fraction.
+    """
     subsets, class_names = dataset_subsets(data.dataset, data.root, data.annotations, data.split)
-    if "all" in subsets:
+    if data.classes is not None:
+        subsets = {
+            part: select_classes(records, class_names, data.classes)[0]
+            for part, records in subsets.items()
+        }
+        class_names = list(data.classes)
+    if "all" in subsets and not class_names:
+        # Unlabelled videos are for pretraining, which needs no test set.
+        train, test = subsets["all"], []
+    elif "all" in subsets:
         train, test = holdout_split(subsets["all"], fraction=TEST_FRACTION, seed=seed)
         log.info("%s has no test part: %d videos held out as test", data.root, len(test))
     else:
         train, test = subsets["train"], subsets["test"]
     if "val" in subsets:
         val = subsets["val"]
-        return Splits(train, val, test, class_names, f"the dataset's own val part ({len(val)})")
-    if data.val_protocol == "test":
-        source = "the test split (the seed's protocol: model selection on test videos)"
-        return Splits(train, test, test, class_names, source)
-    train, val = holdout_split(train, fraction=data.val_fraction, seed=seed)
-    source = f"{len(val)} training videos held out, grouped by source"
+        source = f"the dataset's own val part ({len(val)})"
+    elif data.val_protocol == "test" and test:
+        val, source = test, "the test split (the seed's protocol: model selection on test videos)"
+    else:
+        train, val = holdout_split(train, fraction=data.val_fraction, seed=seed)
+        source = f"{len(val)} training videos held out, grouped by source"
+    if data.label_fraction < 1:
+        kept = label_fraction_subset(train, fraction=data.label_fraction, seed=seed)
+        log.info(
+            "data.label_fraction=%g: %d of %d training videos",
+            data.label_fraction,
+            len(kept),
+            len(train),
+        )
+        train = kept
     return Splits(train, val, test, class_names, source)
 
 
 def dataset_num_classes(data: DataConfig) -> int:
     """The class count a config's dataset has, reading annotations only where it must."""
+    if data.classes is not None:
+        return len(data.classes)
     if data.dataset == "synthetic":
         return data.synthetic.classes
     if data.dataset in KNOWN_CLASS_COUNTS:

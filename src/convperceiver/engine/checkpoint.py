@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from convperceiver.config import RENAMED
 from convperceiver.errors import CheckpointError
+from convperceiver.safe_load import load_tensor_file
 
 LEGACY_KEY = "convperceiver"
 # What older configs wrote for "unset", now None: (section, key) -> the old sentinel.
@@ -63,10 +63,7 @@ def load_checkpoint(path: str | Path) -> SavedRun:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+    state = load_tensor_file(path, what="checkpoint", error=CheckpointError)
     if not isinstance(state, dict) or "state_dict" not in state:
         raise CheckpointError(f"{path} is not a convperceiver checkpoint (no state_dict inside)")
     if LEGACY_KEY in state:

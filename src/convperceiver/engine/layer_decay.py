@@ -48,24 +48,27 @@ def parameter_groups(
     cnn_lr: float | None,
     layer_decay: float,
     weight_decay: float,
+    decay_everything: bool = False,
 ) -> list[dict[str, Any]]:
     """Trainable parameters grouped by (part, depth, decayed or not), each with its scaled lr.
 
     The CNN (`backbone.*`) starts from `cnn_lr or lr`, everything else from `lr`. Biases,
     norms (every 1-D parameter), the latents and the CLS token get no weight decay, as timm's
-    `param_groups_layer_decay`. With `layer_decay=1` every depth shares one group per part.
-    Frozen parameters are left out.
+    `param_groups_layer_decay`, unless `decay_everything` (the seed's Adam decayed them all).
+    With `layer_decay=1` every depth shares one group per part. Frozen parameters are left
+    out. A pretraining model's `encoder.*` counts as the classifier; its decoder as the head.
     """
     if not 0 < layer_decay <= 1:
         raise ValueError(f"layer_decay={layer_decay} must be in (0, 1]")
-    depth, last = depth_ids(model)
+    depth, last = depth_ids(getattr(model, "encoder", model))
     groups: dict[tuple[str, int | None, bool], dict[str, Any]] = {}
-    for name, parameter in model.named_parameters():
+    for full_name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
+        name = full_name.removeprefix("encoder.")
         part = "cnn" if name.startswith("backbone.") else "attention"
         level = depth.get(id(parameter), last)
-        decayed = parameter.ndim > 1 and name not in NO_WEIGHT_DECAY
+        decayed = decay_everything or (parameter.ndim > 1 and name not in NO_WEIGHT_DECAY)
         key = (part, level if layer_decay < 1 else None, decayed)
         if key not in groups:
             scale = layer_decay ** (last - level)

@@ -28,6 +28,7 @@ from convperceiver.engine.module import VideoClassifierModule
 from convperceiver.engine.reports import plot_curves, write_evaluation, write_predictions
 from convperceiver.errors import ConfigError, DatasetError
 from convperceiver.models import FreezableClassifier, build_model
+from convperceiver.models.init_from import load_init_weights
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,16 @@ def variant_name(config: Config) -> str:
     return name
 
 
-def resolve_run(config: Config) -> tuple[Path, Path | None]:
-    """The run folder and the checkpoint to resume from, if any."""
+def resolve_run(config: Config, *, stage: str = "train") -> tuple[Path, Path | None]:
+    """The run folder and the checkpoint to resume from, if any.
+
+    A run without `run.name` is `<dataset>_<variant>[_pretrain]_<time>`; `run.resume=last`
+    takes the newest of the same stage.
+    """
     output = Path(config.run.output_dir)
+    prefix = f"{config.data.dataset}_{variant_name(config)}" + (
+        "" if stage == "train" else f"_{stage}"
+    )
     resume = config.run.resume
     if resume and resume != "last":
         checkpoint = Path(resume)
@@ -68,7 +76,7 @@ def resolve_run(config: Config) -> tuple[Path, Path | None]:
             [output / config.run.name]
             if config.run.name
             else sorted(
-                output.glob(f"{config.data.dataset}_{variant_name(config)}_*"),
+                output.glob(f"{prefix}_2*"),
                 key=lambda p: p.stat().st_mtime,
             )
         )
@@ -77,9 +85,7 @@ def resolve_run(config: Config) -> tuple[Path, Path | None]:
             where = candidates[0] if config.run.name else output
             raise ConfigError(f"run.resume=last: no checkpoints/last.ckpt under {where}")
         return found[-1], found[-1] / "checkpoints" / "last.ckpt"
-    name = config.run.name or (
-        f"{config.data.dataset}_{variant_name(config)}_{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    name = config.run.name or f"{prefix}_{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = output / name
     if (run_dir / "checkpoints").exists():
         raise ConfigError(
@@ -87,6 +93,14 @@ def resolve_run(config: Config) -> tuple[Path, Path | None]:
             "or choose another run.name"
         )
     return run_dir, None
+
+
+def initial_model(config: Config, num_classes: int, *, init: bool = True) -> FreezableClassifier:
+    """The classifier a run starts from: `model.weights`, then `model.init_from` over them."""
+    model = build_model(config.model, num_classes=num_classes)
+    if init and config.model.init_from:
+        load_init_weights(model, config.model.init_from)
+    return model
 
 
 def build_module(
@@ -109,7 +123,7 @@ def build_module(
     )
 
 
-def _trainer(config: Config, run_dir: Path | None, **kwargs: Any) -> pl.Trainer:
+def make_trainer(config: Config, run_dir: Path | None, **kwargs: Any) -> pl.Trainer:
     trainer = config.trainer
     devices: Any = trainer.devices
     if devices != "auto" and "," not in devices:
@@ -134,7 +148,13 @@ def train(config: Config) -> RunResult:
     datamodule = VideoDataModule(config.data, config.eval, seed=config.trainer.seed)
     datamodule.prepare_data()
     datamodule.setup()
-    model = build_model(config.model, num_classes=len(datamodule.class_names))
+    if not datamodule.class_names:
+        raise ConfigError(
+            f"data.dataset={config.data.dataset} has no labels to train a classifier on: "
+            "pretrain on it with `convperceiver pretrain`"
+        )
+    # A resumed run's weights come from its own checkpoint, not from model.init_from.
+    model = initial_model(config, len(datamodule.class_names), init=resume_from is None)
     module = build_module(model, config, datamodule.class_names)
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
@@ -161,7 +181,7 @@ def train(config: Config) -> RunResult:
                 monitor=MONITOR, mode="max", patience=config.trainer.early_stopping_patience
             )
         )
-    trainer = _trainer(
+    trainer = make_trainer(
         config,
         run_dir,
         max_epochs=config.trainer.max_epochs,
@@ -252,7 +272,7 @@ def evaluate(
         checkpoint, overrides, config_path
     )
     module = build_module(model, config, class_names)
-    trainer = _trainer(config, None, logger=False)
+    trainer = make_trainer(config, None, logger=False)
     loader = datamodule.val_dataloader() if split == "val" else datamodule.test_dataloader()
     trainer.test(module, dataloaders=loader, verbose=False)
     folder = (

@@ -14,11 +14,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from convperceiver.errors import WeightsError
 from convperceiver.models.classifier import R2Plus1DClassifier
+from convperceiver.safe_load import load_tensor_file
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,7 @@ def read_checkpoint_tensors(path: Path) -> dict[str, Tensor]:
     """The state_dict of a Lightning checkpoint or a plain state_dict file, read safely."""
     if not path.is_file():
         raise WeightsError(f"model.init_from: file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        first_line = str(error).strip().splitlines()[:1]  # weights_only errors run for pages
-        detail = ": ".join([error.__class__.__name__, *first_line])[:160]
-        raise WeightsError(
-            f"model.init_from: cannot read {path} as a file torch.save wrote ({detail})"
-        ) from error
+    state = load_tensor_file(path, what="model.init_from file", error=WeightsError)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if (

@@ -1,0 +1,167 @@
+"""The LightningModule of masked video modelling: random tube masks, loss on masked tubes.
+
+Batches are those of classification (uint8 clips, normalised on the device); labels are
+ignored. Training draws a new mask for every clip at every step. Validation scores the same
+clips under the same masks every epoch (a generator seeded by the batch index), so `val/loss`
+is comparable from epoch to epoch, and after each epoch draws `reconstructions/epoch_NNN.png`
+from the first validation clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from convperceiver.config import OptimConfig
+from convperceiver.data.transforms import ClipNormalizer
+from convperceiver.engine.optim import build_optimizer, lr_schedule
+from convperceiver.engine.reconstructions import plot_reconstructions
+from convperceiver.models.masking import tube_mask, upsample_mask
+from convperceiver.models.pretraining import MaskedVideoModel, PretrainOutput
+from convperceiver.models.runtime import set_memory_format
+
+
+class MaskedPretrainingModule(pl.LightningModule):
+    """Pretrains a classifier's encoder by reconstructing masked pixel tubes.
+
+    Args:
+        model: the encoder with its decoder; the checkpoint's `state_dict` is "model.*", and
+            "model.encoder.*" holds the classifier's own keys for `model.init_from`.
+        mean, std: per-channel pixel statistics in [0, 1] units, applied on the device.
+        optim: optimizer and schedule settings.
+        channels_last: lay the CNN out channels_last_3d.
+        fused_optimizer: a fused Adam/AdamW step.
+        recon_clips: validation clips drawn after each epoch; 0 draws none.
+        figure_dir: where the reconstruction pictures go (the run folder).
+        run_config: the run's resolved config, only stored, for rebuilding from a checkpoint.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: MaskedVideoModel,
+        mean: Sequence[float],
+        std: Sequence[float],
+        optim: OptimConfig,
+        channels_last: bool = True,
+        fused_optimizer: bool = True,
+        recon_clips: int = 4,
+        figure_dir: str | None = None,
+        run_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "optim", "figure_dir"])
+        model.encoder = set_memory_format(model.encoder, channels_last=channels_last)
+        self.model = model
+        self.optim = optim
+        self.figure_dir = Path(figure_dir) if figure_dir else None
+        self.normalizer = ClipNormalizer(mean=mean, std=std)
+        self._shown: Tensor | None = None
+
+    def forward(self, clip: Tensor, mask: Tensor) -> PretrainOutput:
+        return self.model(clip, mask)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
+        batch["clip"] = self.normalizer(batch["clip"])
+        return batch
+
+    def on_train_epoch_start(self) -> None:
+        # The training set draws its clips from (seed, epoch, index): tell every worker the epoch.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "set_epoch"):
+            datamodule.set_epoch(self.current_epoch)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        clip = batch["clip"]
+        output = self(clip, self.model.random_mask(clip))
+        self._log_losses("train", output, len(clip))
+        self.log(
+            "data/substituted_videos",
+            batch["substituted"].sum().float(),
+            on_step=False,
+            on_epoch=True,
+            reduce_fx="sum",
+            sync_dist=True,
+            batch_size=len(clip),
+        )
+        return output.loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        clip = batch["clip"]
+        if not len(clip):
+            return
+        output = self(clip, self._fixed_mask(clip, batch_idx))
+        self._log_losses("val", output, len(clip))
+        if batch_idx == 0 and self.hparams.recon_clips:
+            self._shown = clip[: self.hparams.recon_clips]
+
+    def on_validation_epoch_end(self) -> None:
+        shown, self._shown = self._shown, None
+        if shown is None or self.trainer.sanity_checking or self.figure_dir is None:
+            return
+        if self.trainer.is_global_zero:
+            self.draw_reconstructions(shown, self.figure_dir / "reconstructions")
+
+    def draw_reconstructions(self, clip: Tensor, folder: Path) -> Path:
+        """One PNG of `clip` (normalised, B first) under this epoch's model and fixed masks."""
+        mask = self._fixed_mask(clip, 0)
+        rebuilt = self.model.reconstruct(clip, mask)
+        hidden = upsample_mask(mask, tuple(clip.shape[2:]))  # (B, 1, T, H, W), True = masked
+        visible = clip.masked_fill(hidden, 0.0)  # 0 is the mean colour after normalisation
+        epoch = self.current_epoch
+        return plot_reconstructions(
+            clip,
+            visible,
+            rebuilt,
+            folder / f"epoch_{epoch:03d}.png",
+            mean=self.normalizer.mean.tolist(),
+            std=self.normalizer.std.tolist(),
+            title=f"epoch {epoch}: mask ratio {self.model.mask_ratio}",
+        )
+
+    def _fixed_mask(self, clip: Tensor, batch_idx: int) -> Tensor:
+        generator = torch.Generator().manual_seed(batch_idx)
+        grid = self.model.grid(clip)
+        mask = tube_mask(len(clip), grid, ratio=self.model.mask_ratio, generator=generator)
+        return mask.to(clip.device)
+
+    def _log_losses(self, stage: str, output: PretrainOutput, batch_size: int) -> None:
+        on_step = stage == "train"
+        self.log(
+            f"{stage}/loss",
+            output.loss,
+            prog_bar=True,
+            on_step=on_step,
+            on_epoch=True,
+            sync_dist=not on_step,
+            batch_size=batch_size,
+        )
+        parts = {"pixel_loss": output.pixel_loss, "teacher_loss": output.teacher_loss}
+        for name, value in parts.items():
+            if value is not None:
+                self.log(
+                    f"{stage}/{name}",
+                    value,
+                    on_step=False,
+                    on_epoch=True,
+                    sync_dist=True,
+                    batch_size=batch_size,
+                )
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.model, self.optim, fused=self.hparams.fused_optimizer)
+        scheduler = lr_schedule(
+            optimizer,
+            self.optim,
+            total_steps=int(self.trainer.estimated_stepping_batches),
+            epochs=self.trainer.max_epochs,
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
