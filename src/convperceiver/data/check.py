@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from convperceiver.config import DataConfig
 from convperceiver.data.datasets import (
     VideoRecord,
 )
 from convperceiver.data.layouts import dataset_subsets
 from convperceiver.data.video import VideoInfo, decode_clip, probe_video
-from convperceiver.errors import VideoError
+from convperceiver.errors import ConfigError, VideoError
+
+CHECKABLE = ("synthetic", "hmdb51", "ucf101", "folder", "list")
 
 
 @dataclass
@@ -157,7 +160,7 @@ def check_records(
 def check_dataset(
     kind: str,
     root: str | Path,
-    annotations: str | Path = "",
+    annotations: str | Path | None = None,
     split: int = 1,
     clip_duration: float = 2.0,
 ) -> CheckReport:
@@ -169,3 +172,13 @@ def check_dataset(
         for record in records
     ]
     return CheckReport(files, class_names, clip_duration)
+
+
+def check_data(data: DataConfig) -> CheckReport:
+    """`check_dataset` on a config's dataset, at its clip duration (`convperceiver data check`)."""
+    if data.dataset not in CHECKABLE:
+        raise ConfigError(
+            f"data.dataset={data.dataset!r} has no labels to check; data check reads one of:"
+            f" {', '.join(CHECKABLE)}"
+        )
+    return check_dataset(data.dataset, data.root, data.annotations, data.split, data.clip_duration)
