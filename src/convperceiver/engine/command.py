@@ -70,7 +70,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     videos, overrides = split_videos_and_overrides(args.inputs)
     amp = inference_dtype(args.amp, torch.device("cpu"))
     model, config, class_names = model_from_checkpoint(args.checkpoint, overrides, args.config)
-    predictor = VideoPredictor(model, config, class_names, amp=amp)
+    predictor = VideoPredictor.from_config(model, config, class_names, amp=amp)
     predictions = [predictor.predict(video, topk=args.topk) for video in videos]
     if args.json:
         print_json([p.to_dict() for p in predictions])
