@@ -3,7 +3,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_train import tiny_overrides
+from conftest import tiny_overrides
 
 from convperceiver.cli import main
 from convperceiver.errors import ConfigError
@@ -38,18 +38,8 @@ def write_suite(folder: Path, root: Path, *, variant_override: str = "model.self
     return suite
 
 
-@pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory):
-    from convperceiver.config import load_config
-    from convperceiver.data.datamodule import ensure_synthetic
-
-    root = tmp_path_factory.mktemp("suite-data") / "set"
-    ensure_synthetic(load_config(None, tiny_overrides(root, root.parent, "unused")).data)
-    return root
-
-
-def test_suite_runs_tabulates_plots_and_resumes(tmp_path, synthetic_root, monkeypatch):
-    suite_file = write_suite(tmp_path, synthetic_root)
+def test_suite_runs_tabulates_plots_and_resumes(tmp_path, tiny_synthetic_root, monkeypatch):
+    suite_file = write_suite(tmp_path, tiny_synthetic_root)
     calls = []
     real_train = ablation.train
     monkeypatch.setattr(
@@ -83,7 +73,7 @@ def test_suite_runs_tabulates_plots_and_resumes(tmp_path, synthetic_root, monkey
     assert "## Cross and self attention" in table and "## Test-time clip length" in table
     depth = table[table.index("## Attention depth") :]
     assert "| cross_self |" in depth and "| cross_only |" not in depth.split("## Test")[0]
-    assert table.index("| Train loss | Val loss | Val Acc | CNN params | Attention params") > 0
+    assert "| Train loss | Val loss | Val Acc | CNN params | Attention params" in table
     figures = ("cross_and_self_attention.png", "attention_depth.png", "eval_frames.png")
     for name in ("results.md", "results.csv", *figures):
         assert (out / name).is_file() and (tmp_path / "report" / name).is_file(), name
@@ -115,11 +105,61 @@ def test_bad_variant_fails_before_any_training(tmp_path, override, message, monk
     assert "cross_only" in err and message in err
 
 
-def test_unknown_suite_key_is_refused(tmp_path):
+SECTIONS = "sections:\n  - title: t\n    variants: [{name: a}]\n"
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            "seed: [0]\n" + SECTIONS,
+            "unknown key 'seed' in the suite; valid keys: name, notes, base, output_dir, seeds",
+        ),
+        (
+            "sections:\n  - title: t\n    variants: [{name: a, overides: [x=1]}]\n",
+            "unknown key 'overides' in a variant; valid keys: name, config, overrides",
+        ),
+        (
+            "sections:\n  - titel: t\n    variants: [{name: a}]\n",
+            "unknown key 'titel' in a section; valid keys: title, variants",
+        ),
+        ("seeds: [zero]\n" + SECTIONS, "key 'seeds\\[0\\]': Value 'zero'.*could not be converted"),
+        ("eval_frames: 8\n" + SECTIONS, "key 'eval_frames': Invalid value"),
+        ("name: s\n", "needs a 'sections' list of variants"),
+        ("seeds: []\n" + SECTIONS, "'seeds' is empty"),
+        ("sections: [unclosed\n", "cannot read suite"),
+    ],
+)
+def test_a_wrong_suite_file_is_one_line(tmp_path, text, message):
     suite = tmp_path / "s.yaml"
-    suite.write_text("name: s\nseed: [0]\nsections:\n  - title: t\n    variants: [{name: a}]\n")
-    with pytest.raises(ConfigError, match="unknown key 'seed'"):
+    suite.write_text(text)
+    with pytest.raises(ConfigError, match=message) as error:
         ablation.load_suite(suite)
+    assert "\n" not in str(error.value) and str(suite) in str(error.value)
+
+
+def test_paths_in_a_suite_are_relative_to_its_file(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "base.yaml").write_text("model:\n  cnn_blocks: 5\n")
+    (tmp_path / "configs" / "other.yaml").write_text("model:\n  cnn_blocks: 3\n")
+    suite_file = tmp_path / "suites" / "s.yaml"
+    suite_file.parent.mkdir()
+    suite_file.write_text(
+        "base: ../configs/base.yaml\nsections:\n  - title: t\n    variants:\n"
+        "      - {name: from_base}\n      - {name: own, config: ../configs/other.yaml}\n"
+    )
+    suite = ablation.load_suite(suite_file)
+    assert suite.name == "s" and suite.output_dir == Path("runs/ablations/s")
+    blocks = {v.name: suite.resolve(v, 0).model.cnn_blocks for v in suite.variants}
+    assert blocks == {"from_base": 5, "own": 3}
+
+
+def test_a_wrong_suite_is_one_line_from_the_cli(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("seed: [0]\n" + SECTIONS)
+    assert main(["ablate", "--suite", str(suite)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown key 'seed'" in err
 
 
 def test_a_repeated_name_must_mean_the_same_variant(tmp_path):
@@ -133,8 +173,8 @@ def test_a_repeated_name_must_mean_the_same_variant(tmp_path):
         ablation.load_suite(suite)
 
 
-def test_shards_split_the_runs_and_the_last_one_tabulates(tmp_path, synthetic_root, capsys):
-    suite_file = write_suite(tmp_path, synthetic_root)
+def test_shards_split_the_runs_and_the_last_one_tabulates(tmp_path, tiny_synthetic_root, capsys):
+    suite_file = write_suite(tmp_path, tiny_synthetic_root)
     out = tmp_path / "out"
     assert main(["ablate", "--suite", str(suite_file), "--shard", "1/2"]) == 0
     assert "after the other shards finish" in capsys.readouterr().out

@@ -1,8 +1,12 @@
 import json
+import re
 
 import pytest
+from conftest import TINY_DATA
 
-from convperceiver.cli import main
+from convperceiver.cli import build_parser, main
+from convperceiver.engine.command import split_videos_and_overrides
+from convperceiver.errors import ConfigError
 
 
 def run(capsys, *argv):
@@ -47,48 +51,98 @@ def test_summary_text(capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
+        (["summary", "model.nope=1"], "'model.nope'.*valid keys: arch, cnn_blocks"),
+        (["train", "model.cnn_blocks=abc"], "'model.cnn_blocks'.*could not be converted"),
         (["summary", "model.cnn_blocks=12"], "model.cnn_blocks=12 must be in 1..8"),
-        (["summary", "model.nope=1"], "'model.nope'"),
-        (["summary", "--config", "missing.yaml"], "config file not found"),
+        (["summary", "--config", "missing.yaml"], "config file not found: missing.yaml"),
+        (["benchmark", "--config", "missing.yaml"], "config file not found: missing.yaml"),
         (["summary", "model.weights=/no/such/file.pth"], "weights file not found"),
+        (["ablate", "--suite", "missing.yaml"], "suite file not found: missing.yaml"),
+        (["evaluate", "--checkpoint", "missing.ckpt"], "checkpoint not found: missing.ckpt"),
+        (
+            ["data", "synth", "data.synth_classes=4"],
+            "'data.synth_classes' is now 'data.synthetic.classes'",
+        ),
+        (["data", "synth", "data.dataset=hmdb51"], "data synth writes the synthetic set only"),
+        (
+            ["data", "check", "data.dataset=videos", "data.root=missing"],
+            "folder not found: missing",
+        ),
     ],
 )
 def test_user_errors_are_one_line_and_exit_code_2(capsys, argv, message):
     code, _, err = run(capsys, *argv)
     assert code == 2
-    assert err.count("\n") == 1 and message in err
-    assert "Traceback" not in err
+    assert err.count("\n") == 1
+    command = " ".join(word for word in argv if word.isalpha() and word.islower())
+    assert err.startswith(f"convperceiver {command}: error: ")
+    assert re.search(message, err), err
 
 
-def test_data_synth_then_check_on_the_synthetic_set(tmp_path, capsys):
-    root = tmp_path / "set"
-    code, out, _ = run(
-        capsys,
-        "data",
-        "synth",
-        "--out",
-        str(root),
-        "--classes",
-        "4",
-        "--videos-per-class",
-        "3",
-        "--frames",
-        "16",
-        "--size",
-        "32",
-        "--workers",
-        "1",
+def test_predict_and_benchmark_share_the_amp_default():
+    parser = build_parser()
+    predict = parser.parse_args(["predict", "--checkpoint", "c.ckpt", "v.mp4"])
+    assert predict.amp == parser.parse_args(["benchmark"]).amp == "auto"
+
+
+def test_an_argument_with_equals_is_an_override_unless_it_is_a_file(tmp_path):
+    video = tmp_path / "take=2.avi"
+    video.write_bytes(b"")
+    videos, overrides = split_videos_and_overrides(
+        ["a.mp4", "eval.num_clips=3", str(video), "eval.aggregate=majority"]
     )
-    assert code == 0 and str(root) in out
-    check = ["data", "check", "--dataset", "synthetic", "--root", str(root), "--json"]
-    code, out, _ = run(capsys, *check, "--clip-duration", "0.5")
+    assert videos == ["a.mp4", str(video)]
+    assert overrides == ["eval.num_clips=3", "eval.aggregate=majority"]
+    with pytest.raises(ConfigError, match="no VIDEO"):
+        split_videos_and_overrides(["eval.num_clips=3"])
+
+
+def test_predict_applies_override_positionals(tiny_run, capsys):
+    checkpoint, video = tiny_run
+    argv = ["predict", "--checkpoint", str(checkpoint), "--json", "--amp", "off", str(video)]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and json.loads(out)[0]["num_clips"] == 2  # the tiny config's eval.num_clips
+    code, out, _ = run(capsys, *argv, "eval.num_clips=3")
+    assert code == 0 and json.loads(out)[0]["num_clips"] == 3
+
+
+def test_predict_with_a_wrong_override_is_one_line(tiny_run, capsys):
+    checkpoint, video = tiny_run
+    code, out, err = run(
+        capsys, "predict", "--checkpoint", str(checkpoint), str(video), "eval.num_clipz=3"
+    )
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "'eval.num_clipz'" in err and "valid keys: num_frames" in err
+
+
+def test_data_synth_then_check_read_the_same_config(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text("data:\n  synthetic:\n    classes: 4\n    size: 32\n")
+    root = tmp_path / "set"
+    small = ["data.synthetic.videos_per_class=3", "data.synthetic.frames=16"]
+    synth = ["data", "synth", "--config", str(config), "--out", str(root), "--workers", "1"]
+    code, out, _ = run(capsys, *synth, *small)
+    assert code == 0 and out == f"synthetic set: {root}\n"
+    assert len(list(root.glob("videos/*/"))) == 4
+
+    check = ["data", "check", "--json", f"data.root={root}", "data.clip_duration=0.5"]
+    code, out, _ = run(capsys, *check)
     report = json.loads(out)
     assert code == 0 and report["problems"] == []
     broken = sorted((root / "videos").glob("*/*.avi"))[0]
     broken.write_bytes(b"")
-    code, out, _ = run(capsys, *check, "--clip-duration", "0.5")
+    code, out, _ = run(capsys, *check)
     problems = json.loads(out)["problems"]
     assert code == 1 and [p["path"] for p in problems] == [str(broken)]
+
+
+def test_data_synth_writes_where_data_root_says(tmp_path, capsys):
+    root = tmp_path / "by-override"
+    tiny = [o for o in TINY_DATA if o.startswith("data.synthetic.")]
+    overrides = [f"data.root={root}", *tiny, "data.synthetic.videos_per_class=3"]
+    code, out, _ = run(capsys, "data", "synth", "--workers", "1", *overrides)
+    assert code == 0 and out == f"synthetic set: {root}\n"
+    assert (root / "meta.json").is_file()
 
 
 def test_missing_dataset_is_one_line_naming_the_path(tmp_path, capsys):

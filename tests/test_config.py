@@ -1,6 +1,6 @@
 import pytest
 
-from convperceiver.config import Config, load_config, save_config
+from convperceiver.config import load_config, save_config
 from convperceiver.errors import ConfigError
 
 
@@ -8,7 +8,6 @@ def test_defaults_yaml_and_overrides_merge_in_order(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model:\n  cnn_blocks: 6\n  self_blocks: 3\noptim:\n  lr: 0.01\n")
     config = load_config(path, ["model.self_blocks=2", "data.resize=[64,80]"])
-    assert isinstance(config, Config)
     assert config.model.cnn_blocks == 6
     assert config.model.self_blocks == 2
     assert config.optim.lr == 0.01
@@ -29,6 +28,8 @@ def test_defaults_yaml_and_overrides_merge_in_order(tmp_path):
         ("trainer.precision=64", r"is not one of: 32, bf16-mixed, 16-mixed"),
         ("data.split=4", r"data.split=4 must be 1, 2 or 3"),
         ("cnn_blocks", r"not of the form key=value"),
+        ("data.synth_classes=4", r"'data.synth_classes' is now 'data.synthetic.classes'"),
+        ("data.synthetic.clases=4", r"'data.synthetic.clases'.*valid keys: classes, videos_per"),
     ],
 )
 def test_bad_config_is_one_clear_line(override, message):
@@ -46,6 +47,14 @@ def test_unknown_key_in_yaml_file(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model:\n  latent_dims: 128\n")
     with pytest.raises(ConfigError, match="latent_dims"):
+        load_config(path)
+
+
+def test_old_key_in_yaml_file_names_its_new_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  synth_size: 32\n")
+    renamed = r"c\.yaml: config key 'data.synth_size' is now 'data.synthetic.size'"
+    with pytest.raises(ConfigError, match=renamed):
         load_config(path)
 
 

@@ -9,6 +9,7 @@ from convperceiver.experiments.ablation import load_suite
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SEED_ROWS = sorted(p.stem for p in (CONFIGS / "hmdb51").glob("*.yaml"))
+SUITES = sorted(p.name for p in (CONFIGS / "ablations").glob("*.yaml"))
 
 # DESIGN.md section 1b, read from the seed's public code: (config key, value).
 SEED_RECIPE = [
@@ -73,6 +74,11 @@ def test_recommended_configs_keep_the_architecture_and_change_the_recipe(row):
     assert ours.optim.optimizer == "adamw" and ours.optim.scheduler == "cosine"
     assert ours.optim.warmup_epochs > 0 and ours.optim.cnn_lr < ours.optim.lr
     assert ours.data.val_protocol == "holdout" and ours.data.mean != seed.data.mean
+
+
+@pytest.mark.parametrize("name", SUITES)
+def test_every_suite_file_resolves_and_says_what_it_shows(name):
+    assert load_suite(CONFIGS / "ablations" / name).notes  # load_suite resolves every variant
 
 
 def test_hmdb51_suite_holds_the_seed_tables_and_the_frozen_question():

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from convperceiver.config import DataConfig
 from convperceiver.data.datasets import VideoRecord
 from convperceiver.data.layouts import dataset_subsets
 from convperceiver.data.video import VideoInfo, decode_clip, overstated_problem, probe_video
@@ -173,3 +174,8 @@ def check_dataset(
         for record in records
     ]
     return CheckReport(files, class_names, clip_duration)
+
+
+def check_data(data: DataConfig) -> CheckReport:
+    """`check_dataset` on a config's dataset, at its clip duration (`convperceiver data check`)."""
+    return check_dataset(data.dataset, data.root, data.annotations, data.split, data.clip_duration)

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from convperceiver.config import DataConfig
 from convperceiver.data.synthetic_render import BACKGROUNDS, PAIRS, SYNTHETIC_CLASSES, render_video
 from convperceiver.data.video import write_video
-from convperceiver.errors import DatasetError
+from convperceiver.errors import ConfigError, DatasetError
 
 VERSION = 2  # bump when rendering changes, so a set drawn by older code is not taken for a new one
 CLIPS_PER_FILM = 2  # like HMDB51, several clips share a source film, which splits keep on one side
@@ -193,3 +194,23 @@ def generate_synthetic(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def synthesize(data: DataConfig, *, workers: int = 2) -> Path:
+    """The set `data.synthetic` describes, written into `data.root` (`convperceiver data synth`)."""
+    if data.dataset != "synthetic":
+        raise ConfigError(
+            f"data.dataset={data.dataset!r}: data synth writes the synthetic set only;"
+            " set data.dataset=synthetic"
+        )
+    spec = data.synthetic
+    return generate_synthetic(
+        data.root,
+        classes=spec.classes,
+        videos_per_class=spec.videos_per_class,
+        frames=spec.frames,
+        size=spec.size,
+        seed=spec.seed,
+        background=spec.background,
+        workers=workers,
+    )

@@ -22,6 +22,7 @@ from torch import Tensor
 from convperceiver.config import Config
 from convperceiver.data.eval_clips import EvalClipSpec, eval_clip_spec, middle_clip, synthetic_clip
 from convperceiver.data.transforms import normalize_clips
+from convperceiver.engine.train import model_from_checkpoint
 from convperceiver.errors import ExportError
 from convperceiver.models import FreezableClassifier
 
@@ -146,3 +147,21 @@ def export_model(
             f"(tolerance {TOLERANCE:g}); {out} was deleted"
         )
     return ExportResult(path=out, max_abs_diff=max_abs_diff)
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    *,
+    fmt: str,
+    out: str | Path | None = None,
+    frames: int | None = None,
+    video: str | Path | None = None,
+) -> ExportResult:
+    """`export_model` on a trained checkpoint: the file takes clips of `frames` frames (default:
+    the checkpoint's evaluation clip) and lands in `out` (default: beside the checkpoint)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt={fmt!r} is not one of: {', '.join(FORMATS)}")
+    overrides = [] if frames is None else [f"eval.num_frames={frames}"]
+    model, config, _ = model_from_checkpoint(checkpoint, overrides)
+    out = Path(out) if out is not None else Path(checkpoint).with_suffix(SUFFIXES[fmt])
+    return export_model(model, config, fmt=fmt, out=out, video=video)

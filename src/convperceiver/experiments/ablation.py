@@ -19,10 +19,14 @@ A suite file (YAML):
 Each (variant, seed) trains into `<output_dir>/<variant>/seed<n>` and leaves `result.json`
 there when done: a rerun skips finished runs and resumes interrupted ones from last.ckpt.
 `--shard i/n` splits the runs between n processes that share the output folder.
+
+The file is read through the typed schema `SuiteFile` > `SectionSpec` > `VariantSpec`
+(OmegaConf, as `config.py` reads configs): a key a run may need later is one field there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -31,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from convperceiver.config import Config, load_config
 from convperceiver.data.datamodule import dataset_num_classes
@@ -49,25 +53,56 @@ RESULT_FILE = "result.json"
 
 
 @dataclass
-class Variant:
-    name: str
-    config: Path | None = None
-    overrides: list[str] = field(default_factory=list)
+class VariantSpec:
+    """One row of the tables: a name, and how its config differs from the suite's."""
+
+    name: str = MISSING  # the run folder's name; the same name in two sections is one run
+    config: str | None = None  # a config file that replaces base (a path from the suite file)
+    overrides: list[str] = field(default_factory=list)  # key=value, after the suite's
+
+
+@dataclass
+class SectionSpec:
+    """One table of results.md and one figure."""
+
+    title: str = ""
+    variants: list[VariantSpec] = field(default_factory=list)
+
+
+@dataclass
+class SuiteFile:
+    """A suite YAML file as written; `load_suite` resolves it into a `Suite`."""
+
+    name: str | None = None  # None = the file's stem
+    notes: str = ""  # printed under the title of results.md: protocol, data, budget
+    base: str | None = None  # the config every variant starts from (a path from the suite file)
+    output_dir: str | None = None  # None = runs/ablations/<file stem>
+    seeds: list[int] = field(default_factory=lambda: [0])
+    overrides: list[str] = field(default_factory=list)  # key=value for every variant
+    eval_frames: list[int] = field(default_factory=list)  # re-test best checkpoints at these
+    sections: list[SectionSpec] = field(default_factory=list)
+
+
+# How an error names the part of the file a bad key sits in.
+PARTS = {SuiteFile: "the suite", SectionSpec: "a section", VariantSpec: "a variant"}
 
 
 @dataclass
 class Suite:
+    """A suite ready to run: paths resolved, each variant once, sections by title."""
+
     name: str
+    folder: Path  # the suite file's folder: variant config paths are relative to it
     base: Path | None
     output_dir: Path
     seeds: list[int]
     overrides: list[str]
     eval_frames: list[int]
-    variants: list[Variant]
+    variants: list[VariantSpec]
     sections: dict[str, list[str]]  # title -> variant names; a variant may sit in several
-    notes: str = ""  # printed under the title of results.md: protocol, data, budget
+    notes: str = ""
 
-    def resolve(self, variant: Variant, seed: int) -> Config:
+    def resolve(self, variant: VariantSpec, seed: int) -> Config:
         """The full config of one run: base or variant file, suite then variant overrides."""
         overrides = [
             *self.overrides,
@@ -76,77 +111,67 @@ class Suite:
             f"run.output_dir={self.output_dir / variant.name}",
             f"run.name=seed{seed}",
         ]
+        config = self.folder / variant.config if variant.config is not None else self.base
         try:
-            return load_config(variant.config or self.base, overrides)
+            return load_config(config, overrides)
         except ConfigError as error:
             raise ConfigError(f"suite variant {variant.name!r}: {error}") from error
 
 
-SUITE_KEYS = {
-    "name",
-    "notes",
-    "base",
-    "output_dir",
-    "seeds",
-    "overrides",
-    "eval_frames",
-    "sections",
-}
-VARIANT_KEYS = {"name", "config", "overrides"}
-
-
-def _keys(mapping: dict, valid: set[str], where: str) -> None:
-    unknown = sorted(set(mapping) - valid)
-    if unknown:
+def read_suite_file(path: Path) -> SuiteFile:
+    """The file merged over the `SuiteFile` schema: a wrong key or type is one line."""
+    if not path.is_file():
+        raise ConfigError(f"suite file not found: {path}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(SuiteFile), OmegaConf.load(path))
+        spec = OmegaConf.to_object(merged)
+    except ConfigKeyError as error:
+        schema = error.object_type
+        valid = ", ".join(f.name for f in dataclasses.fields(schema)) if schema in PARTS else ""
         raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(valid))}"
-        )
+            f"suite {path}: unknown key {error.key!r} in {PARTS.get(schema, 'the suite')};"
+            f" valid keys: {valid}"
+        ) from error
+    except OmegaConfBaseException as error:
+        where = f"key {error.full_key!r}: " if error.full_key else ""
+        raise ConfigError(f"suite {path}: {where}{str(error).splitlines()[0]}") from error
+    except Exception as error:  # a YAML syntax error names the file and line
+        raise ConfigError(f"cannot read suite {path}: {str(error).splitlines()[0]}") from error
+    assert isinstance(spec, SuiteFile)
+    return spec
 
 
 def load_suite(path: str | Path, extra_overrides: list[str] | None = None) -> Suite:
     """Read a suite and resolve every variant's config, so mistakes surface before training."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suite file not found: {path}")
-    try:
-        raw = OmegaConf.to_container(OmegaConf.load(path))
-    except (OmegaConfBaseException, ValueError, OSError) as error:
-        raise ConfigError(f"cannot read suite {path}: {str(error).splitlines()[0]}") from error
-    if not isinstance(raw, dict) or not raw.get("sections"):
+    spec = read_suite_file(path)
+    if not any(section.variants for section in spec.sections):
         raise ConfigError(f"suite {path}: needs a 'sections' list of variants")
-    _keys(raw, SUITE_KEYS, f"suite {path}")
-    here = path.parent
-
-    def relative(value: str | None) -> Path | None:
-        return None if value is None else here / value
-
-    variants: dict[str, Variant] = {}
+    if not spec.seeds:
+        raise ConfigError(f"suite {path}: 'seeds' is empty; give at least one seed")
+    variants: dict[str, VariantSpec] = {}
     sections: dict[str, list[str]] = {}
-    for section in raw["sections"]:
-        _keys(section, {"title", "variants"}, f"suite {path} section")
-        names = sections.setdefault(str(section.get("title", "")), [])
-        for entry in section.get("variants") or []:
-            where = f"suite {path} variant {entry.get('name')!r}"
-            _keys(entry, VARIANT_KEYS, where)
-            variant = Variant(
-                name=str(entry["name"]),
-                config=relative(entry.get("config")),
-                overrides=list(entry.get("overrides", [])),
-            )
+    for section in spec.sections:
+        names = sections.setdefault(section.title, [])
+        for variant in section.variants:
             # The seed's tables repeat rows: the same name is one run, shown in each table.
             if variants.setdefault(variant.name, variant) != variant:
-                raise ConfigError(f"{where}: the name is used again for another config")
+                raise ConfigError(
+                    f"suite {path} variant {variant.name!r}: the name is used again for another"
+                    " config"
+                )
             names.append(variant.name)
     suite = Suite(
-        name=str(raw.get("name", path.stem)),
-        base=relative(raw.get("base")),
-        output_dir=Path(raw.get("output_dir", f"runs/ablations/{path.stem}")),
-        seeds=[int(s) for s in raw.get("seeds", [0])],
-        overrides=[*raw.get("overrides", []), *(extra_overrides or [])],
-        eval_frames=[int(f) for f in raw.get("eval_frames", [])],
+        name=spec.name or path.stem,
+        folder=path.parent,
+        base=path.parent / spec.base if spec.base is not None else None,
+        output_dir=Path(spec.output_dir or f"runs/ablations/{path.stem}"),
+        seeds=spec.seeds,
+        overrides=[*spec.overrides, *(extra_overrides or [])],
+        eval_frames=spec.eval_frames,
         variants=list(variants.values()),
         sections=sections,
-        notes=str(raw.get("notes", "")).strip(),
+        notes=spec.notes.strip(),
     )
     for variant in suite.variants:
         suite.resolve(variant, suite.seeds[0])
@@ -172,7 +197,7 @@ def _best_epoch_losses(run_dir: Path) -> dict[str, float]:
     return out
 
 
-def run_variant(suite: Suite, variant: Variant, seed: int) -> dict[str, Any]:
+def run_variant(suite: Suite, variant: VariantSpec, seed: int) -> dict[str, Any]:
     """Train and test one (variant, seed) unless its result is already on disk."""
     run_dir = suite.output_dir / variant.name / f"seed{seed}"
     result_file = run_dir / RESULT_FILE

@@ -18,8 +18,9 @@ import dataclasses
 import functools
 import os
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -263,6 +264,44 @@ def run_benchmark(
     )
     with cpu_threads(threads):
         return _report(config, work, num_classes=num_classes, baseline=baseline)
+
+
+def benchmark_checkpoint(
+    checkpoint: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    config_path: str | Path | None = None,
+    agreement_clips: int | None = None,
+    device: str = "auto",
+    amp: str = "auto",
+    train_amp: bool = False,
+    channels_last: bool = True,
+    threads: int | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """`run_benchmark` on a trained checkpoint's config, plus our inference's top-1 agreement
+    with stock fp32 on its test clips (`held_out_agreement`, at most `agreement_clips`).
+
+    The checkpoint and its dataset are read once; `options` go to `run_benchmark`.
+    """
+    from convperceiver.engine.train import checkpoint_with_data
+    from convperceiver.profiling.agreement import held_out_agreement
+
+    model, config, class_names, datamodule = checkpoint_with_data(
+        checkpoint, list(overrides), config_path
+    )
+    settings = dict(amp=amp, train_amp=train_amp, channels_last=channels_last)
+    result = run_benchmark(
+        config, device=device, threads=threads, num_classes=len(class_names), **settings, **options
+    )
+    target = resolve_device(device)
+    _, infer = ours_settings(target, **settings, compile=False)
+    with cpu_threads(threads):
+        agreement = held_out_agreement(
+            model, datamodule, settings=infer, device=target, max_clips=agreement_clips
+        )
+    result["held_out_agreement"] = {"checkpoint": str(checkpoint), **agreement}
+    return result
 
 
 def _report(config: Config, work: Workload, *, num_classes: int, baseline: bool) -> dict[str, Any]:
