@@ -22,8 +22,9 @@ from data_fixtures import (
 )
 
 from convperceiver.data.clip_sampling import uniform_clip_times
-from convperceiver.data.datasets import ClipDataset, VideoRecord
-from convperceiver.data.transforms import eval_transform, train_transform
+from convperceiver.data.datasets import EvalClipDataset, TrainClipDataset, VideoRecord
+from convperceiver.data.eval_clips import EvalClipSpec
+from convperceiver.data.transforms import train_transform
 from convperceiver.data.video import decode_all_frames, decode_clip, probe_video, write_video
 from convperceiver.errors import VideoError
 
@@ -219,21 +220,22 @@ def test_training_and_evaluation_use_the_frames_an_overstated_file_has(
 ):
     files = fresh_copies(overstated, tmp_path)
     records = [VideoRecord(str(path), 0, name) for name, path in files.items()]
-    options = dict(num_frames=4, clip_duration=0.5, size=(32, 32), seed=0)
-    norm = dict(crop_size=24, mean=[0.45] * 3, std=[0.225] * 3)
+    spec = EvalClipSpec(num_frames=4, clip_duration=0.5, size=(32, 32), crop_size=24)
     with caplog.at_level(logging.WARNING):
-        train = ClipDataset(
+        train = TrainClipDataset(
             records,
-            mode="train",
-            transform=train_transform(horizontal_flip=False, **norm),
-            **options,
+            num_frames=4,
+            clip_duration=0.5,
+            size=(32, 32),
+            transform=train_transform(crop_size=24, horizontal_flip=False),
         )
-        evaluate = ClipDataset(records, mode="eval", transform=eval_transform(**norm), **options)
-        items = [train[i] for i in range(len(records)) for _ in range(3)]
-        items += [evaluate[i] for i in range(len(evaluate))]
-    assert [i["skipped"] for i in items] == [0] * len(items)
+        evaluate = EvalClipDataset(records, spec=spec)
+        trained = [train[i] for i in range(len(records)) for _ in range(3)]
+        items = [evaluate[i] for i in range(len(evaluate))]
+    assert [i["substituted"] for i in trained] == [0] * len(trained)
+    assert None not in items
     assert sorted({i["video_index"] for i in items}) == list(range(len(records)))
-    clips = Counter(i["video_index"] for i in items[len(records) * 3 :])
+    clips = Counter(i["video_index"] for i in items)
     for video, path in enumerate(files.values()):
         assert len(warnings_naming(caplog, path)) == 1
         _, times = decode_all_frames(path)

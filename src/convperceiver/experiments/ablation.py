@@ -9,16 +9,21 @@ A suite file (YAML):
     seeds: [0, 1]
     overrides: [trainer.max_epochs=5]        # applied to every variant
     eval_frames: [8, 16, 32]                 # optional: re-test each best checkpoint at these
+    pretraining:                             # optional: see pretraining_runs.py
+      - {name: masked, stage: pretrain, overrides: [pretrain.mask_ratio=0.75]}
     sections:
       - title: Attention depth
         variants:
           - name: k8_cross1_self1
             config: hmdb51/k8_cross1_self1.yaml   # optional: replaces base for this variant
             overrides: [model.self_blocks=1]
+            init_from: masked                     # optional: a pretraining run, or a checkpoint
+            series: masked                        # optional: its line in labels.png
 
 Each (variant, seed) trains into `<output_dir>/<variant>/seed<n>` and leaves `result.json`
 there when done: a rerun skips finished runs and resumes interrupted ones from last.ckpt.
-`--shard i/n` splits the runs between n processes that share the output folder.
+`--shard i/n` splits the runs between n processes that share the output folder; shard 0 runs
+the pretraining, and the others wait for it.
 
 The file is read through the typed schema `SuiteFile` > `SectionSpec` > `VariantSpec`
 (OmegaConf, as `config.py` reads configs): a key a run may need later is one field there.
@@ -43,7 +48,9 @@ from convperceiver.data.datamodule import dataset_num_classes
 from convperceiver.engine.reports import read_csv_logs
 from convperceiver.engine.train import evaluate, train
 from convperceiver.errors import ConfigError
+from convperceiver.experiments import pretraining_runs
 from convperceiver.experiments.plots import plot_suite
+from convperceiver.experiments.pretraining_runs import PretrainingSpec
 from convperceiver.experiments.tables import markdown, write_csv
 from convperceiver.profiling.summary import summarize
 
@@ -59,6 +66,8 @@ class VariantSpec:
     name: str = MISSING  # the run folder's name; the same name in two sections is one run
     config: str | None = None  # a config file that replaces base (a path from the suite file)
     overrides: list[str] = field(default_factory=list)  # key=value, after the suite's
+    init_from: str | None = None  # the name of one of the suite's pretraining runs, or a file
+    series: str | None = None  # its line in labels.png (accuracy against data.label_fraction)
 
 
 @dataclass
@@ -80,11 +89,17 @@ class SuiteFile:
     seeds: list[int] = field(default_factory=lambda: [0])
     overrides: list[str] = field(default_factory=list)  # key=value for every variant
     eval_frames: list[int] = field(default_factory=list)  # re-test best checkpoints at these
+    pretraining: list[PretrainingSpec] = field(default_factory=list)  # runs to start from
     sections: list[SectionSpec] = field(default_factory=list)
 
 
 # How an error names the part of the file a bad key sits in.
-PARTS = {SuiteFile: "the suite", SectionSpec: "a section", VariantSpec: "a variant"}
+PARTS = {
+    SuiteFile: "the suite",
+    SectionSpec: "a section",
+    VariantSpec: "a variant",
+    PretrainingSpec: "a pretraining run",
+}
 
 
 @dataclass
@@ -101,21 +116,46 @@ class Suite:
     variants: list[VariantSpec]
     sections: dict[str, list[str]]  # title -> variant names; a variant may sit in several
     notes: str = ""
+    pretraining: list[PretrainingSpec] = field(default_factory=list)
+
+    def _load(self, what: str, file: str | None, overrides: list[str]) -> Config:
+        config = self.folder / file if file is not None else self.base
+        try:
+            return load_config(config, [*self.overrides, *overrides])
+        except ConfigError as error:
+            raise ConfigError(f"suite {what}: {error}") from error
 
     def resolve(self, variant: VariantSpec, seed: int) -> Config:
         """The full config of one run: base or variant file, suite then variant overrides."""
+        start = []
+        if variant.init_from is not None:
+            named = {spec.name: spec for spec in self.pretraining}
+            source = named.get(variant.init_from)
+            path = (
+                pretraining_runs.checkpoint_of(self.output_dir, source)
+                if source is not None
+                else self.folder / variant.init_from
+            )
+            start = [f"model.init_from={path}"]
         overrides = [
-            *self.overrides,
             *variant.overrides,
+            *start,
             f"trainer.seed={seed}",
             f"run.output_dir={self.output_dir / variant.name}",
             f"run.name=seed{seed}",
         ]
-        config = self.folder / variant.config if variant.config is not None else self.base
-        try:
-            return load_config(config, overrides)
-        except ConfigError as error:
-            raise ConfigError(f"suite variant {variant.name!r}: {error}") from error
+        return self._load(f"variant {variant.name!r}", variant.config, overrides)
+
+    def resolve_pretraining(self, spec: PretrainingSpec) -> Config:
+        """A pretraining run's config: the suite's first seed, in its own folder."""
+        folder = pretraining_runs.run_folder(self.output_dir, spec)
+        overrides = [
+            *spec.overrides,
+            f"trainer.seed={self.seeds[0]}",
+            f"run.output_dir={folder.parent}",
+            f"run.name={spec.name}",
+        ]
+        return self._load(f"pretraining run {spec.name!r}", spec.config, overrides)
 
 
 def read_suite_file(path: Path) -> SuiteFile:
@@ -161,6 +201,20 @@ def load_suite(path: str | Path, extra_overrides: list[str] | None = None) -> Su
                     " config"
                 )
             names.append(variant.name)
+    stages = {p.name: p.stage for p in spec.pretraining}
+    for pretraining in spec.pretraining:
+        if pretraining.stage not in pretraining_runs.STAGES:
+            raise ConfigError(
+                f"suite {path} pretraining run {pretraining.name!r}: stage"
+                f" {pretraining.stage!r} is not one of: {', '.join(pretraining_runs.STAGES)}"
+            )
+    for variant in variants.values():
+        start = variant.init_from
+        if start is not None and start not in stages and not (path.parent / start).is_file():
+            raise ConfigError(
+                f"suite {path} variant {variant.name!r}: init_from {start!r} is neither a"
+                f" pretraining run of the suite ({', '.join(stages) or 'none'}) nor a file"
+            )
     suite = Suite(
         name=spec.name or path.stem,
         folder=path.parent,
@@ -172,9 +226,12 @@ def load_suite(path: str | Path, extra_overrides: list[str] | None = None) -> Su
         variants=list(variants.values()),
         sections=sections,
         notes=spec.notes.strip(),
+        pretraining=spec.pretraining,
     )
     for variant in suite.variants:
         suite.resolve(variant, suite.seeds[0])
+    for pretraining in suite.pretraining:
+        suite.resolve_pretraining(pretraining)
     return suite
 
 
@@ -222,6 +279,9 @@ def run_variant(suite: Suite, variant: VariantSpec, seed: int) -> dict[str, Any]
     result: dict[str, Any] = {
         "variant": variant.name,
         "seed": seed,
+        "init_from": variant.init_from,
+        "series": variant.series,
+        "label_fraction": config.data.label_fraction,
         **_best_epoch_losses(outcome.run_dir),
         "test_top1": outcome.metrics.get("video_top1"),
         "test_top5": outcome.metrics.get("video_top5"),
@@ -260,6 +320,15 @@ def run_suite(
     share a suite; whichever finds every run done writes the tables, else None is returned.
     """
     index, count = shard
+    if index == 0:
+        pretrained = [
+            pretraining_runs.run_pretraining(
+                spec, suite.resolve_pretraining(spec), suite.output_dir
+            )
+            for spec in suite.pretraining
+        ]
+    else:
+        pretrained = pretraining_runs.wait_for(suite.pretraining, suite.output_dir)
     jobs = [(variant, seed) for variant in suite.variants for seed in suite.seeds]
     for number, (variant, seed) in enumerate(jobs):
         if number % count == index:
@@ -275,6 +344,8 @@ def run_suite(
         folder.mkdir(parents=True, exist_ok=True)
         write_csv(results, folder / "results.csv")
         table = markdown(results, suite.sections, title=suite.name, notes=suite.notes)
+        if pretrained:
+            table += "\n" + "\n".join(pretraining_runs.markdown_rows(pretrained))
         (folder / "results.md").write_text(table)
         plot_suite(results, suite.sections, folder)
     return (report_dir or suite.output_dir) / "results.md"

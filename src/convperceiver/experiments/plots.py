@@ -12,8 +12,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 
-from convperceiver.experiments.tables import group_by_variant
+from convperceiver.experiments.tables import by_series, group_by_variant
 
 
 def _slug(text: str) -> str:
@@ -90,6 +91,29 @@ def plot_eval_frames(runs_by_variant: dict[str, list[dict[str, Any]]], path: Pat
     return drawn
 
 
+def plot_label_efficiency(results: Sequence[dict[str, Any]], path: Path) -> bool:
+    """Test top-1 against the label fraction, one line per series; False when none is named."""
+    table = by_series(results)
+    if not table:
+        return False
+    figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    for series, row in table.items():
+        fractions = sorted(row)
+        means = [statistics.fmean(row[f]) for f in fractions]
+        spreads = [statistics.stdev(row[f]) if len(row[f]) > 1 else 0.0 for f in fractions]
+        axis.errorbar(fractions, means, yerr=spreads, marker="o", capsize=3, label=series)
+    axis.set_xscale("log")
+    axis.set_xticks(sorted({f for row in table.values() for f in row}))
+    axis.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+    axis.set_xlabel("training labels used")
+    axis.set_ylabel("test video top-1")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
 def plot_suite(
     results: Sequence[dict[str, Any]], sections: dict[str, list[str]], folder: Path
 ) -> list[Path]:
@@ -103,4 +127,6 @@ def plot_suite(
         written.append(path)
     if plot_eval_frames(grouped, folder / "eval_frames.png"):
         written.append(folder / "eval_frames.png")
+    if plot_label_efficiency(results, folder / "labels.png"):
+        written.append(folder / "labels.png")
     return written

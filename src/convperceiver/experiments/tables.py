@@ -22,7 +22,15 @@ COLUMNS = [
     ("test_clips_per_s", "Infer clips/s", "{:.1f}"),
     ("wall_s", "Wall time", "seconds"),
 ]
-CSV_FIELDS = ["variant", "seed", "best_epoch", *[key for key, _, _ in COLUMNS]]
+CSV_FIELDS = [
+    "variant",
+    "seed",
+    "init_from",
+    "series",
+    "label_fraction",
+    "best_epoch",
+    *[key for key, _, _ in COLUMNS],
+]
 
 
 def write_csv(results: Sequence[dict[str, Any]], path: Path) -> None:
@@ -59,6 +67,36 @@ def group_by_variant(results: Sequence[dict[str, Any]]) -> dict[str, list[dict[s
     return grouped
 
 
+def by_series(results: Sequence[dict[str, Any]]) -> dict[str, dict[float, list[float]]]:
+    """Test top-1 of the runs that name a series: series -> label fraction -> one per seed."""
+    table: dict[str, dict[float, list[float]]] = {}
+    for r in results:
+        if r.get("series") and r.get("test_top1") is not None:
+            fractions = table.setdefault(r["series"], {})
+            fractions.setdefault(r.get("label_fraction", 1.0), []).append(r["test_top1"])
+    return table
+
+
+def label_efficiency(results: Sequence[dict[str, Any]]) -> list[str]:
+    """A table of test top-1 per series (rows) and label fraction (columns); [] without series."""
+    table = by_series(results)
+    fractions = sorted({f for row in table.values() for f in row})
+    if not table:
+        return []
+    lines = [
+        "## Label efficiency",
+        "",
+        "Test video top-1 (mean ± std over seeds) against the share of training labels used.",
+        "",
+        "| Start | " + " | ".join(f"{f:.0%} labels" for f in fractions) + " |",
+        "|---" * (len(fractions) + 1) + "|",
+    ]
+    for series, row in table.items():
+        cells = [_cell(row.get(f, []), "{:.4f}") for f in fractions]
+        lines.append(f"| {series} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def markdown(
     results: Sequence[dict[str, Any]],
     sections: dict[str, list[str]],
@@ -88,6 +126,7 @@ def markdown(
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += label_efficiency(results)
     frames = sorted({int(f) for r in results for f in r.get("eval_frames", {})})
     if frames:
         lines += [
