@@ -192,3 +192,82 @@ def test_a_bad_shard_is_refused(tmp_path, shard, capsys):
     with pytest.raises(SystemExit) as error:
         main(["ablate", "--suite", str(tmp_path / "s.yaml"), "--shard", shard])
     assert error.value.code == 2 and "is not i/n" in capsys.readouterr().err
+
+
+def write_pretraining_suite(folder: Path, root: Path) -> Path:
+    overrides = [o for o in tiny_overrides(root, folder, "x") if not o.startswith("run.")]
+    overrides = [o for o in overrides if not o.startswith("trainer.max_epochs")]
+    suite = folder / "suite.yaml"
+    lines = [
+        "name: tiny pretraining suite",
+        f"output_dir: {folder / 'out'}",
+        "seeds: [0, 1]",
+        "overrides:",
+        *[f"  - {o}" for o in [*overrides, "trainer.max_epochs=1", "run.progress_bar=false"]],
+        "pretraining:",
+        "  - {name: masked, stage: pretrain, overrides: [pretrain.recon_clips=0]}",
+        "sections:",
+        "  - title: Starts",
+        "    variants:",
+        "      - {name: scratch_50, overrides: [data.label_fraction=0.5], series: scratch}",
+        "      - name: masked_50",
+        "        overrides: [data.label_fraction=0.5]",
+        "        init_from: masked",
+        "        series: masked",
+        "      - name: masked_100",
+        "        init_from: masked",
+        "        series: masked",
+        "        seeds: [0]",
+    ]
+    suite.write_text("\n".join(lines) + "\n")
+    return suite
+
+
+def test_a_suite_pretrains_once_and_fine_tunes_from_it(tmp_path, tiny_synthetic_root, monkeypatch):
+    suite_file = write_pretraining_suite(tmp_path, tiny_synthetic_root)
+    trained = []
+    real_train = ablation.train
+    monkeypatch.setattr(
+        ablation, "train", lambda config: trained.append(config) or real_train(config)
+    )
+    assert main(["ablate", "--suite", str(suite_file)]) == 0
+    out = tmp_path / "out"
+    checkpoint = out / "pretraining" / "masked" / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    starts = {
+        (c.run.output_dir.rsplit("/", 1)[-1], c.trainer.seed): c.model.init_from for c in trained
+    }
+    assert starts == {
+        ("scratch_50", 0): None,
+        ("scratch_50", 1): None,
+        ("masked_50", 0): str(checkpoint),
+        ("masked_50", 1): str(checkpoint),
+        ("masked_100", 0): str(checkpoint),
+    }
+    assert [c.data.label_fraction for c in trained] == [0.5, 0.5, 0.5, 0.5, 1.0]
+    table = (out / "results.md").read_text()
+    assert "## Label efficiency" in table and "## Pretraining runs" in table
+    efficiency = table.split("## Label efficiency")[1].split("## ")[0].splitlines()
+    rows = {line.split("|")[1].strip(): line for line in efficiency if line[:2] == "| "}
+    assert "| scratch |" in table and rows["masked"].count("±") == 1  # 50%: 2 seeds, 100%: 1
+    assert (out / "labels.png").is_file()
+    with open(out / "results.csv", newline="") as handle:
+        fractions = [row["label_fraction"] for row in csv.DictReader(handle)]
+    assert fractions == ["0.5", "0.5", "0.5", "0.5", "1.0"]
+    # A rerun reads the finished pretraining run back instead of pretraining again.
+    import convperceiver.engine.pretrain as pretrain_module
+
+    def fail(config):
+        raise AssertionError("the finished pretraining run was repeated")
+
+    monkeypatch.setattr(pretrain_module, "pretrain", fail)
+    (out / "masked_100" / "seed0" / "result.json").unlink()
+    assert main(["ablate", "--suite", str(suite_file)]) == 0
+    assert len(trained) == 6 and trained[-1].model.init_from == str(checkpoint)
+
+
+def test_init_from_must_name_a_pretraining_run_or_a_file(tmp_path, tiny_synthetic_root):
+    suite_file = write_pretraining_suite(tmp_path, tiny_synthetic_root)
+    suite_file.write_text(suite_file.read_text().replace("init_from: masked", "init_from: maskd"))
+    with pytest.raises(ConfigError, match="init_from 'maskd' is neither a pretraining run"):
+        ablation.load_suite(suite_file)

@@ -120,6 +120,7 @@ class TrainerConfig:
     seed: int = 0
     deterministic: bool = False
     log_every_n_steps: int = 10
+    val_every_n_epochs: int = 1  # validate (and pick the best checkpoint) every n epochs
 
 
 @dataclass
@@ -280,6 +281,10 @@ def validate(config: Config) -> None:
     _require(data.clip_duration > 0, f"data.clip_duration={data.clip_duration} must be > 0")
     _require(0 < data.val_fraction < 1, f"data.val_fraction={data.val_fraction} must be in (0, 1)")
     _require(data.batch_size >= 1, f"data.batch_size={data.batch_size} must be >= 1")
+    _require(
+        config.trainer.val_every_n_epochs >= 1,
+        f"trainer.val_every_n_epochs={config.trainer.val_every_n_epochs} must be >= 1",
+    )
     _require(
         0 < data.label_fraction <= 1,
         f"data.label_fraction={data.label_fraction} must be in (0, 1]",

@@ -87,6 +87,7 @@ def pretrain(config: Config) -> RunResult:
         accumulate_grad_batches=config.trainer.accumulate_grad_batches,
         gradient_clip_val=config.trainer.gradient_clip_val or None,
         log_every_n_steps=config.trainer.log_every_n_steps,
+        check_val_every_n_epoch=config.trainer.val_every_n_epochs,
         callbacks=[best, last, throughput, LearningRateMonitor(logging_interval="epoch")],
         logger=[CSVLogger(run_dir, name="csv"), TensorBoardLogger(run_dir, name="tensorboard")],
     )

@@ -68,6 +68,7 @@ class VariantSpec:
     overrides: list[str] = field(default_factory=list)  # key=value, after the suite's
     init_from: str | None = None  # the name of one of the suite's pretraining runs, or a file
     series: str | None = None  # its line in labels.png (accuracy against data.label_fraction)
+    seeds: list[int] | None = None  # None = the suite's seeds
 
 
 @dataclass
@@ -329,7 +330,7 @@ def run_suite(
         ]
     else:
         pretrained = pretraining_runs.wait_for(suite.pretraining, suite.output_dir)
-    jobs = [(variant, seed) for variant in suite.variants for seed in suite.seeds]
+    jobs = [(v, seed) for v in suite.variants for seed in (v.seeds or suite.seeds)]
     for number, (variant, seed) in enumerate(jobs):
         if number % count == index:
             log.info("suite %s: %s seed %d", suite.name, variant.name, seed)
