@@ -52,6 +52,10 @@ def test_json_has_both_steps_their_ratio_and_the_mask(result):
         for key in ("ms_per_clip", "clips_per_s", "step_gflops"):
             assert step[key] > 0, (name, key)
         assert step["clips_per_s"] * step["ms_per_clip"] == pytest.approx(1000)
+        parts = step["forward_gflops"]
+        assert parts["cnn"] > 0 and parts["encoder"] > 0
+        # A training step is a forward and a backward of about twice its cost.
+        assert 2 < step["step_gflops"] / sum(parts.values()) < 3.5
         assert "peak_memory_mb" in step
     ratio = result["ratio"]
     assert ratio["time"] == pytest.approx(
@@ -68,6 +72,8 @@ def test_json_has_both_steps_their_ratio_and_the_mask(result):
     assert mask["grid"] == [4, 16, 16]  # the stem halves space; layer1 keeps it
     assert mask["tokens"] == 4 * 16 * 16
     assert mask["visible_fraction"] == mask["visible_tokens"] / mask["tokens"]
+    assert result["train"]["forward_gflops"]["decoder"] == 0
+    assert result["pretrain"]["forward_gflops"]["decoder"] > 0
 
 
 def test_training_step_flops_are_the_summary_training_flops(result):
@@ -129,3 +135,20 @@ def test_a_self_attention_only_model_cannot_be_pretrained(capsys):
     _, err = capsys.readouterr()
     assert code == 2
     assert "cross_blocks" in err
+
+
+def test_forward_parts_put_a_teacher_apart_from_the_encoder():
+    from convperceiver.models.backbone import build_backbone
+    from convperceiver.models.pretraining import build_pretraining_model
+    from convperceiver.profiling.pretrain_cost import forward_parts
+
+    config = load_config(None, TINY)
+    teacher = build_backbone(cnn_blocks=config.model.cnn_blocks, weights="none")
+    model = build_pretraining_model(config.model, decoder_dim=32, teacher=teacher).train()
+    clip = torch.randn(1, 3, 4, 32, 32)
+    _, counts = step_flops(model, [clip, model.random_mask(clip)], lambda output: output.loss)
+    parts = forward_parts(counts, model)
+    # The teacher is the student's CNN unmasked: the same convolutions on the same clip.
+    assert parts["teacher"] == pytest.approx(parts["cnn"])
+    assert parts["decoder"] > 0
+    assert 0 < parts["encoder"] < parts["cnn"]

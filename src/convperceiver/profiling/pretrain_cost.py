@@ -42,6 +42,7 @@ from convperceiver.profiling.measure import (
     PeakMemory,
     cpu_threads,
     device_name,
+    keep_freed_heap,
     load_average,
     peak_method,
     resolve_device,
@@ -77,20 +78,46 @@ def step_flops(
     return forward.get_total_flops() + backward.get_total_flops(), forward.get_flop_counts()
 
 
+def module_flops(counts: FlopCounts, name: str) -> int:
+    """FLOPs counted inside the module `name` (0 where it never ran)."""
+    return sum(counts.get(name, {}).values())
+
+
 def cross_attention_flops(counts: FlopCounts, blocks: Sequence[str]) -> tuple[int, int]:
     """(token-reading, whole-block) forward FLOPs of the cross-attention blocks named `blocks`
     (full names in `counts`): token-reading is each block's attention minus its query and
     output projections, i.e. its kv projection and the attention itself."""
 
-    def flops(name: str) -> int:
-        return sum(counts.get(name, {}).values())
-
-    whole = sum(flops(block) for block in blocks)
+    whole = sum(module_flops(counts, block) for block in blocks)
     reading = sum(
-        flops(f"{block}.attend") - flops(f"{block}.attend.to_q") - flops(f"{block}.attend.to_out")
+        module_flops(counts, f"{block}.attend")
+        - module_flops(counts, f"{block}.attend.to_q")
+        - module_flops(counts, f"{block}.attend.to_out")
         for block in blocks
     )
     return reading, whole
+
+
+def forward_parts(counts: FlopCounts, model: nn.Module) -> dict[str, float]:
+    """Forward GFLOPs of a classifier or a `MaskedVideoModel` in parts: the CNN, the rest of
+    the encoder (tokens, attention, head), the decoder with its prediction heads, a teacher.
+
+    FlopCounterMode names modules by their path from the root's class, and a module outside
+    the root (the teacher) by its own class.
+    """
+
+    root = type(model).__name__
+    decoder = teacher = 0
+    cnn = module_flops(counts, f"{root}.backbone")
+    if isinstance(model, MaskedVideoModel):
+        cnn = module_flops(counts, f"{root}.encoder.backbone")
+        heads = ("decoder", "pixel_head", "teacher_head")
+        decoder = sum(module_flops(counts, f"{root}.{name}") for name in heads)
+        if model.teacher is not None:
+            teacher = module_flops(counts, type(model.teacher).__name__)
+    parts = {"cnn": cnn, "decoder": decoder, "teacher": teacher}
+    parts["encoder"] = module_flops(counts, "Global") - sum(parts.values())
+    return {name: value / 1e9 for name, value in parts.items()}
 
 
 def _pretraining_step(
@@ -118,15 +145,21 @@ def _flops(
     )
     counted = copy.deepcopy(masked).to(clip.device).train()
     pretrain, pretrain_counts = step_flops(counted, [clip, mask], lambda output: output.loss)
-    result: dict[str, Any] = {"pretrain": pretrain / 1e9, "train": train / 1e9, "cross": None}
+    masked_name, classifier_name = type(masked).__name__, type(classifier).__name__
+    result: dict[str, Any] = {
+        "pretrain": pretrain / 1e9,
+        "train": train / 1e9,
+        "pretrain_parts": forward_parts(pretrain_counts, masked),
+        "train_parts": forward_parts(train_counts, classifier),
+        "cross": None,
+    }
     blocks = [n for n, m in classifier.named_modules() if isinstance(m, CrossAttentionBlock)]
     if blocks:
         # FlopCounterMode names modules after the root's class: "ConvPerceiver.cross_blocks.0".
-        full = type(classifier).__name__
         visible = cross_attention_flops(
-            pretrain_counts, [f"{type(masked).__name__}.encoder.{b}" for b in blocks]
+            pretrain_counts, [f"{masked_name}.encoder.{b}" for b in blocks]
         )
-        every = cross_attention_flops(train_counts, [f"{full}.{b}" for b in blocks])
+        every = cross_attention_flops(train_counts, [f"{classifier_name}.{b}" for b in blocks])
         result["cross"] = {
             "blocks": len(blocks),
             "token_gflops_visible": visible[0] / 1e9,
@@ -189,6 +222,8 @@ def pretrain_cost(
         repeats=repeats,
         stock=False,
     )
+    # One allocator regime for both steps, as the benchmark has (`keep_freed_heap`).
+    allocator = "glibc, freed heap kept for reuse" if keep_freed_heap() else "default"
     with cpu_threads(threads):
         load_before = load_average()
         makers = {
@@ -214,6 +249,7 @@ def pretrain_cost(
             "ms_per_clip": 1000 * step[name] / batch_size,
             "clips_per_s": batch_size / step[name],
             "step_gflops": flops[name],
+            "forward_gflops": flops[f"{name}_parts"],
             "peak_memory_mb": peaks[name],
         }
         for name in ("pretrain", "train")
@@ -237,6 +273,7 @@ def pretrain_cost(
             else weights,
             "flops": FLOP_METHOD,
             "peak_memory": peak_method(target),
+            "allocator": allocator,
             "load_average": {"before": load_before, "after": load_after},
         },
         "mask": {
@@ -282,12 +319,19 @@ def format_pretrain_cost(result: dict[str, Any]) -> str:
     def cells(key: str, digits: int) -> list[str]:
         return [f"{result[name][key]:.{digits}f}" for name in ("pretrain", "train")]
 
+    def parts(key: str) -> list[str]:
+        return [f"{result[name]['forward_gflops'][key]:.3f}" for name in ("pretrain", "train")]
+
     ratio = result["ratio"]
     table = [
         ["", "pretraining", "training", "pretrain/train"],
         ["ms / clip", *cells("ms_per_clip", 2), f"{ratio['time']:.2f}"],
         ["clips/s", *cells("clips_per_s", 2), ""],
         ["step GFLOPs / clip", *cells("step_gflops", 3), f"{ratio['gflops']:.2f}"],
+        ["forward GFLOPs: CNN", *parts("cnn"), ""],
+        ["  rest of the encoder", *parts("encoder"), ""],
+        ["  decoder", *parts("decoder"), ""],
+        ["  teacher", *parts("teacher"), ""],
         ["peak MB", peak("pretrain"), peak("train"), ""],
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
