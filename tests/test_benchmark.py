@@ -167,3 +167,13 @@ def test_stock_runs_channels_first_even_on_channels_last_clips():
         clip = settings.input(permuted)
         assert clip.is_contiguous(memory_format=fmt) == expect_last
         assert model.backbone(clip).is_contiguous(memory_format=fmt) == expect_last
+
+
+def test_runs_take_turns_within_every_repeat():
+    from convperceiver.profiling.workloads import alternate
+
+    calls = []
+    runs = {name: (lambda index, name=name: calls.append((name, index))) for name in ("a", "b")}
+    medians = alternate(runs, device=torch.device("cpu"), warmup=2, repeats=2, done=1)
+    assert calls == [("a", 1), ("b", 1), ("a", 2), ("b", 2), ("a", 3), ("b", 3)]
+    assert set(medians) == {"a", "b"}

@@ -9,7 +9,8 @@ Per model: forward GFLOPs per clip (`summarize`'s), inference and training clips
 per clip at batch 1, peak memory, achieved GFLOP/s (also as a fraction of the machine's dense
 matmul rate, measured in the same run). A training step is forward, loss, backward and the
 config's optimizer; its FLOPs are counted on the meta device. Stock and ours runs alternate
-within each repeat, so load from other processes falls on both alike; medians are quoted.
+within each repeat (`workloads`), so load from other processes falls on both alike; medians
+are quoted.
 """
 
 from __future__ import annotations
@@ -17,23 +18,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import statistics
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 
-from convperceiver.config import Config, ModelConfig, OptimConfig
-from convperceiver.errors import ConfigError
+from convperceiver.config import Config, ModelConfig
 from convperceiver.models import build_model
-from convperceiver.profiling.execution import STOCK, Settings, ours_settings, synthetic_batches
+from convperceiver.profiling.execution import STOCK, ours_settings, synthetic_batches
 from convperceiver.profiling.flops import training_flops
 from convperceiver.profiling.measure import (
-    PeakMemory,
     cpu_threads,
     device_name,
     keep_freed_heap,
@@ -41,116 +36,14 @@ from convperceiver.profiling.measure import (
     matmul_gflops,
     peak_method,
     resolve_device,
-    seconds,
 )
 from convperceiver.profiling.summary import summarize
-
-
-@dataclass
-class Workload:
-    """What every measured model runs: the same clips, labels, settings and repeat counts."""
-
-    device: torch.device
-    batches: list[Tensor]  # (B, 3, T, H, W) float, one per warm-up and timed run
-    labels: list[Tensor]  # (B,) int64
-    optim: OptimConfig
-    train: Settings
-    infer: Settings
-    warmup: int
-    repeats: int
-    stock: bool
-
-
-def _alternate(
-    runs: dict[str, Callable[[int], object]], work: Workload, *, done: int
-) -> dict[str, float]:
-    """Median seconds per call of each run, the runs taking turns within every repeat.
-
-    Call i uses batch i; the first `done` warm-up calls of every run were already made.
-    """
-    for index in range(done, work.warmup):
-        for run in runs.values():
-            run(index)
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for index in range(work.warmup, work.warmup + work.repeats):
-        for name, run in runs.items():
-            times[name].append(seconds(functools.partial(run, index), work.device))
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
-def _inference(template: nn.Module, work: Workload) -> dict[str, Any]:
-    """Inference seconds per batch and per single clip, peak memory and top-1 agreement."""
-    logits: dict[str, dict[int, Tensor]] = {"ours": {}, "stock": {}}
-
-    def runner(name: str, model: nn.Module, settings: Settings, *, clips: int | None = None):
-        forward = settings.runnable(model)
-
-        def run(index: int) -> None:
-            with torch.inference_mode(), settings.autocast(work.device):
-                out = forward(settings.input(work.batches[index][:clips]))
-            if clips is None:
-                logits[name][index] = out
-
-        return run
-
-    with PeakMemory(work.device) as peak:
-        ours = work.infer.prepare(template, work.device, train=False)
-        runs = {"ours": runner("ours", ours, work.infer)}
-        runs["ours"](0)
-    models = {"ours": (ours, work.infer)}
-    if work.stock:
-        models["stock"] = (STOCK.prepare(template, work.device, train=False), STOCK)
-        runs["stock"] = runner("stock", *models["stock"])
-        runs["stock"](0)
-    batch = _alternate(runs, work, done=1)
-    single = {name: runner(name, *models[name], clips=1) for name in models}
-    latency = _alternate(single, work, done=0)
-    agreement = classes = None
-    if work.stock:
-        ours_top1, stock_top1 = (
-            torch.cat([logits[name][i].float().argmax(-1).cpu() for i in sorted(logits[name])])
-            for name in ("ours", "stock")
-        )
-        agreement = (ours_top1 == stock_top1).float().mean().item()
-        # With random weights the top-1 can be one class for every clip: say how many there were.
-        classes = stock_top1.unique().numel()
-    return {
-        "batch": batch,
-        "latency": latency,
-        "peak": peak.megabytes,
-        "agreement": agreement,
-        "classes": classes,
-    }
-
-
-def _training(template: nn.Module, work: Workload) -> dict[str, Any]:
-    """Seconds per optimizer step (forward, loss, backward, step) and the step's peak memory."""
-    from convperceiver.engine.optim import build_optimizer
-
-    def runner(settings: Settings) -> Callable[[int], None]:
-        model = settings.prepare(template, work.device, train=True)
-        optimizer = build_optimizer(model, work.optim, fused=settings.fused_optimizer)
-        forward = settings.runnable(model)
-
-        def step(index: int) -> None:
-            optimizer.zero_grad(set_to_none=True)
-            with settings.autocast(work.device):
-                logits = forward(settings.input(work.batches[index]))
-                loss = F.cross_entropy(
-                    logits, work.labels[index], label_smoothing=work.optim.label_smoothing
-                )
-            loss.backward()
-            optimizer.step()
-
-        return step
-
-    with PeakMemory(work.device) as peak:
-        runs = {"ours": runner(work.train)}
-        runs["ours"](0)  # gradients, optimizer state and activations are all allocated here
-    if work.stock:
-        runs["stock"] = runner(STOCK)
-        runs["stock"](0)
-    return {"step": _alternate(runs, work, done=1), "peak": peak.megabytes}
+from convperceiver.profiling.workloads import (
+    Workload,
+    check_run_counts,
+    inference_runs,
+    training_runs,
+)
 
 
 def _measure(
@@ -164,8 +57,8 @@ def _measure(
         dataclasses.replace(config.model, weights=weights), num_classes=num_classes
     )
     batch_size = work.batches[0].shape[0]
-    infer = _inference(template, work)
-    train = _training(template, work)
+    infer = inference_runs(template, work)
+    train = training_runs(template, work)
     train_gflops = training_flops(template, (1, *work.batches[0].shape[1:])) / 1e9
     train_rate = batch_size / train["step"]["ours"]
     infer_rate = batch_size / infer["batch"]["ours"]
@@ -234,13 +127,7 @@ def run_benchmark(
     """
     target = resolve_device(device)
     batch_size = batch_size or (32 if target.type == "cuda" else 8)
-    for name, value, least in (("batch size", batch_size, 1), ("repeats", repeats, 1)):
-        if value < least:
-            raise ConfigError(f"{name} {value} must be >= {least}")
-    if warmup < 1:
-        raise ConfigError(f"warmup {warmup} must be >= 1: the first run measures peak memory")
-    if threads is not None and threads < 1:
-        raise ConfigError(f"threads {threads} must be >= 1")
+    check_run_counts(batch_size=batch_size, repeats=repeats, warmup=warmup, threads=threads)
     if num_classes is None:
         from convperceiver.data.datamodule import dataset_num_classes
 

@@ -1,4 +1,4 @@
-"""`convperceiver summary | benchmark`: their arguments beside their handlers."""
+"""`convperceiver summary | benchmark [--pretrain]`: their arguments beside their handlers."""
 
 from __future__ import annotations
 
@@ -29,7 +29,37 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain_cost(args: argparse.Namespace) -> int:
+    from convperceiver.errors import ConfigError
+    from convperceiver.profiling.pretrain_cost import format_pretrain_cost, pretrain_cost
+
+    if args.checkpoint:
+        raise ConfigError("--pretrain measures a config's model: give --config, not --checkpoint")
+    if args.compile:
+        raise ConfigError(
+            "--pretrain runs eager, as pretraining does (its visible-token gathers break"
+            " torch.compile's graphs): drop --compile"
+        )
+    result = pretrain_cost(
+        load_args_config(args),
+        batch_size=args.batch_size,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        device=args.device,
+        train_amp=args.train_amp,
+        channels_last=args.memory_format == "channels_last",
+        threads=args.threads,
+    )
+    if args.json:
+        print_json(result)
+    else:
+        print(format_pretrain_cost(result))
+    return 0
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    if args.pretrain:
+        return cmd_pretrain_cost(args)
     from convperceiver.profiling.benchmark import (
         benchmark_checkpoint,
         format_benchmark,
@@ -83,6 +113,12 @@ def add_parser(commands: Subcommands) -> None:
         metavar="CKPT",
         help="a trained checkpoint: its config is benchmarked, and our inference's top-1"
         " agreement with stock fp32 is measured on its test clips",
+    )
+    benchmark.add_argument(
+        "--pretrain",
+        action="store_true",
+        help="time a masked-pretraining step (pretrain.mask_ratio) against a training step of"
+        " the same model, and count both steps' FLOPs and the cross-attention's saving",
     )
     benchmark.add_argument(
         "--agreement-clips", type=int, default=None, help="at most this many test clips"
