@@ -135,7 +135,7 @@ class RunConfig:
 class PretrainConfig:
     mask_ratio: float = 0.75  # share of the CNN's spatial token cells masked, as tubes in time
     decoder_dim: int = 128  # width of the Perceiver-IO decoder's queries
-    decoder_depth: int = 1  # self-attention layers over the decoder's queries after reading
+    decoder_depth: int = 0  # self-attention layers over the masked queries (quadratic in them)
     decoder_heads: int = 4
     target: str = "pixels"  # pixels | pixels+teacher (adds a frozen teacher CNN's features)
     teacher_weight: float = 1.0  # the teacher loss's weight beside the pixel loss
