@@ -1,5 +1,9 @@
-"""Shared fixtures and the one tiny config: small models and clips for model tests in
-milliseconds, a synthetic set and a training run of seconds for the end-to-end tests."""
+"""The one tiny config and the fixtures built on it: small models and clips for model tests in
+milliseconds, a synthetic set and a training run of seconds for the end-to-end tests.
+
+Test modules import `TINY_MODEL`, `TINY_DATA`, `tiny_overrides` from here rather than spelling a
+tiny config of their own; the session's synthetic set and run are shared, so tests only read them.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +42,9 @@ TINY_DATA = [
 ]
 
 
+TINY_MODEL_OVERRIDES = [f"model.{key}={value}" for key, value in TINY_MODEL.items()]
+
+
 def tiny_model_config(**overrides) -> ModelConfig:
     return ModelConfig(**{**TINY_MODEL, **overrides})
 
@@ -47,7 +54,7 @@ def tiny_overrides(root: Path, output: Path, name: str, *extra: str) -> list[str
     return [
         f"data.root={root}",
         *TINY_DATA,
-        *(f"model.{key}={value}" for key, value in TINY_MODEL.items()),
+        *TINY_MODEL_OVERRIDES,
         "optim.lr=3e-3",
         "trainer.max_epochs=3",
         "eval.num_clips=2",

@@ -12,26 +12,18 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_DATA, TINY_MODEL_OVERRIDES
 
 from convperceiver.cli import main
 from convperceiver.config import load_config
+from convperceiver.data.datamodule import dataset_num_classes
 from convperceiver.engine.checkpoint import load_checkpoint
 from convperceiver.models import build_model
 from convperceiver.profiling.benchmark import format_benchmark
 from convperceiver.profiling.measure import PeakMemory, cpu_peak_supported
 from convperceiver.profiling.summary import summarize
 
-TINY = [
-    "model.cnn_blocks=2",
-    "model.weights=none",
-    "model.num_latents=8",
-    "model.latent_dim=32",
-    "model.self_heads=2",
-    "model.self_head_dim=16",
-    "model.cross_head_dim=16",
-    "data.num_frames=4",
-    "data.crop_size=32",
-]
+TINY = [*TINY_DATA, *TINY_MODEL_OVERRIDES]
 # One thread: on a shared machine a second OpenMP thread waits for a busy core at every op.
 FAST = ["--batch-size", "2", "--repeats", "1", "--warmup", "1", "--threads", "1"]
 MODEL_KEYS = (
@@ -74,7 +66,8 @@ def test_json_has_every_documented_key(result):
 
 @pytest.mark.parametrize("name, arch", [("model", "hybrid"), ("baseline", "baseline")])
 def test_gflops_and_params_are_the_summary_ones(result, name, arch):
-    summary = summarize(load_config(None, [*TINY, f"model.arch={arch}"]), num_classes=10)
+    config = load_config(None, [*TINY, f"model.arch={arch}"])
+    summary = summarize(config, num_classes=dataset_num_classes(config.data))
     assert result[name]["gflops"] == summary["gflops"]
     assert result[name]["params"] == summary["total_params"]
     # One training step counts the forward and the backward: about three forwards.

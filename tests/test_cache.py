@@ -1,3 +1,5 @@
+"""`data cache`: videos re-encoded once at the training size, read in place of the originals."""
+
 import random
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -5,34 +7,27 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import tiny_overrides
 from data_fixtures import write_tiny
-from test_train import tiny_overrides
 
 from convperceiver.cli import main
 from convperceiver.config import DataConfig, load_config
 from convperceiver.data.cache import cache_dataset, read_through_cache, write_cache
-from convperceiver.data.datamodule import VideoDataModule, ensure_synthetic
+from convperceiver.data.datamodule import VideoDataModule
 from convperceiver.data.datasets import VideoRecord
 from convperceiver.data.video import decode_clip, probe_video
 from convperceiver.errors import ConfigError, DatasetError
 
 
-@pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache-data") / "set"
-    ensure_synthetic(load_config(None, tiny_overrides(root, root.parent, "unused")).data)
-    return root
-
-
-def some_records(synthetic_root: Path, count: int) -> list[VideoRecord]:
-    videos = sorted((synthetic_root / "videos").glob("*/*.avi"))[:count]
+def some_records(root: Path, count: int) -> list[VideoRecord]:
+    videos = sorted((root / "videos").glob("*/*.avi"))[:count]
     return [VideoRecord(str(v), index, v.stem) for index, v in enumerate(videos)]
 
 
 def test_cache_command_writes_every_video_once_and_training_reads_it(
-    synthetic_root, tmp_path, capsys
+    tiny_synthetic_root, tmp_path, capsys
 ):
-    overrides = tiny_overrides(synthetic_root, tmp_path, "x")
+    overrides = tiny_overrides(tiny_synthetic_root, tmp_path, "x")
     cache = tmp_path / "cache"
     assert main(["data", "cache", "--out", str(cache), "--workers", "1", *overrides]) == 0
     assert "24 written, 0 already there, 0 skipped" in capsys.readouterr().out
@@ -49,9 +44,9 @@ def test_cache_command_writes_every_video_once_and_training_reads_it(
     assert item["clip"].shape == (4, 28, 28, 3) and item["substituted"] == 0
 
 
-def test_cached_clips_match_the_originals(synthetic_root, tmp_path):
-    records = some_records(synthetic_root, 3)
-    root, size = synthetic_root / "videos", (32, 32)
+def test_cached_clips_match_the_originals(tiny_synthetic_root, tmp_path):
+    records = some_records(tiny_synthetic_root, 3)
+    root, size = tiny_synthetic_root / "videos", (32, 32)
     write_cache(records, root=root, cache=tmp_path, size=size, workers=1)
     cached = read_through_cache(records, root=root, cache=tmp_path, size=size)
     rng = random.Random(0)
@@ -65,8 +60,8 @@ def test_cached_clips_match_the_originals(synthetic_root, tmp_path):
         assert (from_cache - original).abs().mean() < 6  # one more lossy encode at 1 Mb/s
 
 
-def test_a_cache_of_another_size_is_refused(synthetic_root, tmp_path):
-    records, root = some_records(synthetic_root, 1), synthetic_root / "videos"
+def test_a_cache_of_another_size_is_refused(tiny_synthetic_root, tmp_path):
+    records, root = some_records(tiny_synthetic_root, 1), tiny_synthetic_root / "videos"
     write_cache(records, root=root, cache=tmp_path, size=(32, 32), workers=1)
     with pytest.raises(DatasetError, match=r"written at \[32, 32\], but data.resize is \[40, 40\]"):
         read_through_cache(records, root=root, cache=tmp_path, size=(40, 40))

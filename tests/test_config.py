@@ -1,6 +1,9 @@
+"""The config: layers merged in order, every mistake one line, the synthetic set's floors."""
+
 import pytest
 
-from convperceiver.config import load_config, save_config
+from convperceiver.config import SYNTHETIC_MINIMUMS, load_config, save_config
+from convperceiver.data.synthetic import generate_synthetic
 from convperceiver.errors import ConfigError
 
 
@@ -30,6 +33,12 @@ def test_defaults_yaml_and_overrides_merge_in_order(tmp_path):
         ("cnn_blocks", r"not of the form key=value"),
         ("data.synth_classes=4", r"'data.synth_classes' is now 'data.synthetic.classes'"),
         ("data.synthetic.clases=4", r"'data.synthetic.clases'.*valid keys: classes, videos_per"),
+        ("data.synthetic.size=8", r"data\.synthetic\.size=8 must be >= 16 \(.*marker"),
+        ("data.synthetic.frames=1", r"data\.synthetic\.frames=1 must be >= 2 \(.*reversed"),
+        ("data.synthetic.videos_per_class=2", r"videos_per_class=2 must be >= 3 \(.*film"),
+        ("data.synthetic.seed=-1", r"data\.synthetic\.seed=-1 must be >= 0"),
+        ("data.synthetic.classes=3", r"classes=3 must be an even number from 2 to 14"),
+        ("data.synthetic.classes=16", r"classes=16 must be an even number from 2 to 14"),
     ],
 )
 def test_bad_config_is_one_clear_line(override, message):
@@ -69,3 +78,11 @@ def test_saved_config_loads_back_identically(tmp_path):
     config = load_config(None, ["model.cnn_blocks=5", "optim.lr=0.003", "data.mean=[0.5,0.5,0.5]"])
     save_config(config, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_the_smallest_synthetic_set_the_config_allows_is_one_the_generator_writes(tmp_path):
+    floors = {key: low for key, (low, _) in SYNTHETIC_MINIMUMS.items()}
+    config = load_config(None, [f"data.synthetic.{key}={low}" for key, low in floors.items()])
+    assert {key: getattr(config.data.synthetic, key) for key in floors} == floors
+    root = generate_synthetic(tmp_path / "set", classes=2, workers=1, **floors)
+    assert len(list(root.glob("videos/*/*.avi"))) == 2 * floors["videos_per_class"]

@@ -5,20 +5,18 @@ import sys
 
 import pytest
 import torch
-from test_train import tiny_overrides
+from conftest import tiny_overrides
 
 from convperceiver.config import load_config
-from convperceiver.data.datamodule import ensure_synthetic
 from convperceiver.engine.pretrain import pretrain
 from convperceiver.engine.train import initial_model, train
 from convperceiver.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic") / "set"
-    ensure_synthetic(load_config(None, tiny_overrides(root, root.parent, "unused")).data)
-    return root
+def synthetic_root(tiny_synthetic_root):
+    """The session's tiny synthetic set: these tests only read it."""
+    return tiny_synthetic_root
 
 
 @pytest.fixture(scope="module")

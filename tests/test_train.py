@@ -11,59 +11,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_overrides
+from data_fixtures import SHARED_VIDEOS
 
 from convperceiver.cli import main
 from convperceiver.config import load_config, to_dict
-from convperceiver.data.datamodule import ensure_synthetic
 from convperceiver.engine.checkpoint import load_checkpoint
 from convperceiver.engine.train import evaluate, model_from_checkpoint, train
 
-SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
-
-
-def tiny_overrides(root: Path, output: Path, name: str, *extra: str) -> list[str]:
-    return [
-        f"data.root={root}",
-        "data.synthetic.classes=4",
-        "data.synthetic.videos_per_class=6",
-        "data.synthetic.frames=16",
-        "data.synthetic.size=32",
-        "data.num_frames=4",
-        "data.clip_duration=0.5",
-        "data.resize=[32,32]",
-        "data.crop_size=28",
-        "data.batch_size=4",
-        "data.num_workers=0",
-        "data.val_fraction=0.3",
-        "model.weights=none",
-        "model.cnn_blocks=2",
-        "model.num_latents=8",
-        "model.latent_dim=32",
-        "model.self_heads=2",
-        "model.self_head_dim=16",
-        "model.cross_head_dim=16",
-        "optim.lr=3e-3",
-        "trainer.max_epochs=3",
-        "eval.num_clips=2",
-        f"run.output_dir={output}",
-        f"run.name={name}",
-        "run.progress_bar=false",
-        *extra,
-    ]
-
 
 @pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic") / "set"
-    config = load_config(None, tiny_overrides(root, root.parent, "unused"))
-    ensure_synthetic(config.data)
-    return root
-
-
-@pytest.fixture(scope="module")
-def trained_run(synthetic_root, tmp_path_factory):
+def trained_run(tiny_synthetic_root, tmp_path_factory):
     output = tmp_path_factory.mktemp("runs")
-    config = load_config(None, tiny_overrides(synthetic_root, output, "run"))
+    config = load_config(None, tiny_overrides(tiny_synthetic_root, output, "run"))
     return train(config)
 
 
@@ -184,23 +144,23 @@ def test_evaluate_reproduces_the_end_of_training_metrics(trained_run, tmp_path):
     assert correct / len(rows) == pytest.approx(result.metrics["video_top1"])
 
 
-def test_same_seed_same_metrics(synthetic_root, trained_run, tmp_path):
-    config = load_config(None, tiny_overrides(synthetic_root, tmp_path, "again"))
+def test_same_seed_same_metrics(tiny_synthetic_root, trained_run, tmp_path):
+    config = load_config(None, tiny_overrides(tiny_synthetic_root, tmp_path, "again"))
     again = train(config)
     assert again.metrics == trained_run.metrics
     first = [row["train/loss_epoch"] for row in epoch_rows(trained_run.run_dir)]
     assert [row["train/loss_epoch"] for row in epoch_rows(again.run_dir)] == first
 
 
-def test_a_fixed_run_name_is_never_overwritten(synthetic_root, trained_run):
-    overrides = tiny_overrides(synthetic_root, trained_run.run_dir.parent, "run")
+def test_a_fixed_run_name_is_never_overwritten(tiny_synthetic_root, trained_run):
+    overrides = tiny_overrides(tiny_synthetic_root, trained_run.run_dir.parent, "run")
     assert main(["train", *overrides]) == 2
 
 
-def test_predict_real_clips_and_a_broken_file(trained_run, tmp_path, capsys):
+def test_predict_real_clips_and_a_broken_file(trained_run, tiny_synthetic_root, tmp_path, capsys):
     videos = sorted(SHARED_VIDEOS.glob("*.mp4"))[:2] if SHARED_VIDEOS.is_dir() else []
     if not videos:
-        videos = sorted((trained_run.run_dir.parents[1]).glob("**/videos/*/*.avi"))[:2]
+        videos = sorted(tiny_synthetic_root.glob("videos/*/*.avi"))[:2]
     broken = tmp_path / "broken.avi"
     broken.write_text("not a video")
     code = main(
@@ -246,8 +206,8 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "convperceiver.cli", *args]
 
 
-def test_killed_run_resumes_where_it_stopped(synthetic_root, tmp_path):
-    overrides = tiny_overrides(synthetic_root, tmp_path, "killed", "trainer.max_epochs=40")
+def test_killed_run_resumes_where_it_stopped(tiny_synthetic_root, tmp_path):
+    overrides = tiny_overrides(tiny_synthetic_root, tmp_path, "killed", "trainer.max_epochs=40")
     process = subprocess.Popen(
         cli("train", *overrides), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -306,8 +266,10 @@ def test_ddp_evaluation_counts_every_video_once(trained_run, tmp_path):
     assert outputs[2] == pytest.approx(outputs[1], abs=1e-5)
 
 
-def test_predict_in_bf16_gives_the_fp32_probabilities_to_bf16_precision(trained_run, capsys):
-    video = sorted((trained_run.run_dir.parents[1]).glob("**/videos/*/*.avi"))[0]
+def test_predict_in_bf16_gives_the_fp32_probabilities_to_bf16_precision(
+    trained_run, tiny_synthetic_root, capsys
+):
+    video = sorted(tiny_synthetic_root.glob("videos/*/*.avi"))[0]
     probabilities = {}
     for amp in ("off", "bf16"):
         argv = ["predict", "--checkpoint", str(trained_run.best_checkpoint), "--json"]

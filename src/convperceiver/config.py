@@ -47,12 +47,24 @@ class ModelConfig:
 
 @dataclass
 class SyntheticConfig:
-    classes: int = 10  # an even number: classes come in mirrored pairs
+    classes: int = 10  # an even number, 2..14: classes come in time-reversed pairs
     videos_per_class: int = 40
     frames: int = 48  # frames per video
     size: int = 64  # frame height and width, pixels
     seed: int = 0
     background: str = "plain"  # plain | textured: far harder to learn from scratch
+
+
+# The smallest synthetic set worth writing, and why; `generate_synthetic` holds to it too.
+SYNTHETIC_MINIMUMS: dict[str, tuple[int, str]] = {
+    "videos_per_class": (3, "two source films: every split gets a training and a test film"),
+    "frames": (2, "a video and its time-reversed twin differ only from 2 frames"),
+    "size": (
+        16,
+        "at 16 the rotations' direction marker, the smallest labelled shape, is 2 px wide",
+    ),
+    "seed": (0, "random generators take no negative seed"),
+}
 
 
 @dataclass
@@ -293,10 +305,7 @@ def validate(config: Config) -> None:
         data.classes is None or len(data.classes) >= 2,
         f"data.classes={data.classes} must name at least 2 classes",
     )
-    _require(
-        data.synthetic.classes >= 2 and data.synthetic.classes % 2 == 0,
-        f"data.synthetic.classes={data.synthetic.classes} must be an even number >= 2",
-    )
+    _validate_synthetic(data.synthetic)
     _require(optim.lr > 0, f"optim.lr={optim.lr} must be > 0")
     _require(optim.cnn_lr is None or optim.cnn_lr > 0, f"optim.cnn_lr={optim.cnn_lr} must be > 0")
     _require(0 < optim.layer_decay <= 1, f"optim.layer_decay={optim.layer_decay} must be in (0, 1]")
@@ -308,6 +317,20 @@ def validate(config: Config) -> None:
         "data.horizontal_flip=true on the synthetic set would turn moving_left into moving_right:"
         " its classes are told apart by direction; set data.horizontal_flip=false",
     )
+
+
+def _validate_synthetic(synthetic: SyntheticConfig) -> None:
+    from convperceiver.data.synthetic_render import SYNTHETIC_CLASSES  # numpy only
+
+    most = len(SYNTHETIC_CLASSES)
+    _require(
+        synthetic.classes % 2 == 0 and 2 <= synthetic.classes <= most,
+        f"data.synthetic.classes={synthetic.classes} must be an even number from 2 to {most}"
+        " (classes come in time-reversed pairs)",
+    )
+    for key, (low, why) in SYNTHETIC_MINIMUMS.items():
+        value = getattr(synthetic, key)
+        _require(value >= low, f"data.synthetic.{key}={value} must be >= {low} ({why})")
 
 
 def save_config(config: Config, path: str | Path) -> None:

@@ -109,17 +109,9 @@ def ensure_synthetic(data: DataConfig) -> None:
     """Generate the synthetic set into `data.root` unless it is already there."""
     if data.dataset != "synthetic":
         return
-    from convperceiver.data.synthetic import generate_synthetic
+    from convperceiver.data.synthetic import synthesize
 
-    generate_synthetic(
-        data.root,
-        classes=data.synthetic.classes,
-        videos_per_class=data.synthetic.videos_per_class,
-        frames=data.synthetic.frames,
-        size=data.synthetic.size,
-        seed=data.synthetic.seed,
-        background=data.synthetic.background,
-    )
+    synthesize(data)
 
 
 class VideoDataModule(pl.LightningDataModule):

@@ -9,6 +9,7 @@ of them, with HMDB51's file names and split files, and recognises a set already 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convperceiver.config import DataConfig
+from convperceiver.config import SYNTHETIC_MINIMUMS, DataConfig
 from convperceiver.data.synthetic_render import BACKGROUNDS, PAIRS, SYNTHETIC_CLASSES, render_video
 from convperceiver.data.video import write_video
 from convperceiver.errors import ConfigError, DatasetError
@@ -170,10 +171,9 @@ def generate_synthetic(
         "seed": seed,
         "background": background,
     }
-    # Three videos make two films, so every split has a training and a test film.
-    for key, low in {"videos_per_class": 3, "frames": 2, "size": 16, "seed": 0}.items():
+    for key, (low, why) in SYNTHETIC_MINIMUMS.items():
         if meta[key] < low:
-            raise ValueError(f"{key} must be at least {low}, got {meta[key]}")
+            raise ValueError(f"{key} must be at least {low} ({why}), got {meta[key]}")
     if background not in BACKGROUNDS:
         raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
     if fps <= 0 or workers < 1:
@@ -203,14 +203,5 @@ def synthesize(data: DataConfig, *, workers: int = 2) -> Path:
             f"data.dataset={data.dataset!r}: data synth writes the synthetic set only;"
             " set data.dataset=synthetic"
         )
-    spec = data.synthetic
-    return generate_synthetic(
-        data.root,
-        classes=spec.classes,
-        videos_per_class=spec.videos_per_class,
-        frames=spec.frames,
-        size=spec.size,
-        seed=spec.seed,
-        background=spec.background,
-        workers=workers,
-    )
+    # SyntheticConfig's fields are generate_synthetic's keywords, one for one.
+    return generate_synthetic(data.root, **dataclasses.asdict(data.synthetic), workers=workers)

@@ -1,4 +1,9 @@
-"""Model construction from the `model` config section."""
+"""The networks, and `build_model`: the classifier that the `model` config section describes.
+
+clip -> backbone.py (the first k blocks of R(2+1)D-18) -> attention.py (Perceiver blocks) ->
+classifier.py (hybrid, or the baseline's pool and head). masking.py and pretraining.py hold the
+masked video model; init_from.py starts a model from a checkpoint.
+"""
 
 from __future__ import annotations
 
