@@ -11,19 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import lightning.pytorch as pl
 import torch.nn.functional as F
 from torch import Tensor
 
 from convperceiver.config import OptimConfig
-from convperceiver.data.transforms import ClipNormalizer
+from convperceiver.engine.clip_module import ClipModule
 from convperceiver.engine.metrics import EvaluationResult, VideoScores
-from convperceiver.engine.optim import build_optimizer, lr_schedule
 from convperceiver.models import FreezableClassifier
 from convperceiver.models.runtime import set_memory_format
 
 
-class VideoClassifierModule(pl.LightningModule):
+class VideoClassifierModule(ClipModule):
     """Trains on random clips; evaluates videos by aggregating the scores of their views.
 
     Args:
@@ -53,13 +51,11 @@ class VideoClassifierModule(pl.LightningModule):
         fused_optimizer: bool = True,
         run_config: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(mean=mean, std=std, optim=optim, fused_optimizer=fused_optimizer)
         # A dataclass would not load under weights_only=True; its values are in run_config.
         self.save_hyperparameters(ignore=["model", "optim"])
         self.model = set_memory_format(model, channels_last=channels_last)
-        self.optim = optim
         self.class_names = list(class_names)
-        self.normalizer = ClipNormalizer(mean=mean, std=std)
         self.val_scores = VideoScores(num_classes=len(self.class_names), aggregate=aggregate)
         self.test_scores = VideoScores(num_classes=len(self.class_names), aggregate=aggregate)
         self.last_result: dict[str, EvaluationResult] = {}
@@ -67,16 +63,6 @@ class VideoClassifierModule(pl.LightningModule):
     def forward(self, clip: Tensor) -> Tensor:
         """(B, 3, T, H, W) normalised float -> logits (B, K)."""
         return self.model(clip)
-
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
-        batch["clip"] = self.normalizer(batch["clip"])
-        return batch
-
-    def on_train_epoch_start(self) -> None:
-        # The training set draws its clips from (seed, epoch, index): tell every worker the epoch.
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "set_epoch"):
-            datamodule.set_epoch(self.current_epoch)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         logits = self(batch["clip"])
@@ -87,15 +73,7 @@ class VideoClassifierModule(pl.LightningModule):
             "train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size
         )
         self.log("train/clip_top1", accuracy, on_step=False, on_epoch=True, batch_size=batch_size)
-        self.log(
-            "data/substituted_videos",
-            batch["substituted"].sum().float(),
-            on_step=False,
-            on_epoch=True,
-            reduce_fx="sum",
-            sync_dist=True,
-            batch_size=batch_size,
-        )
+        self.log_substituted(batch["substituted"])
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -142,16 +120,3 @@ class VideoClassifierModule(pl.LightningModule):
                 sync_dist=False,
                 rank_zero_only=False,
             )
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = build_optimizer(self.model, self.optim, fused=self.hparams.fused_optimizer)
-        scheduler = lr_schedule(
-            optimizer,
-            self.optim,
-            total_steps=int(self.trainer.estimated_stepping_batches),
-            epochs=self.trainer.max_epochs,
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }

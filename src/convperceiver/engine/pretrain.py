@@ -14,16 +14,15 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from convperceiver.config import Config, save_config, to_dict
+from convperceiver.config import Config, to_dict
 from convperceiver.data.datamodule import VideoDataModule
 from convperceiver.engine.callbacks import ClipThroughput
 from convperceiver.engine.pretrain_module import MaskedPretrainingModule
 from convperceiver.engine.reports import plot_curves
-from convperceiver.engine.train import RunResult, make_trainer, resolve_run
+from convperceiver.engine.train import RunResult, fitting_trainer, resolve_run
 from convperceiver.models.backbone import build_backbone
-from convperceiver.models.pretraining import build_pretraining_model
+from convperceiver.models.pretraining import build_pretraining_model, token_grid
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,10 @@ MONITOR = "val/loss"
 
 def build_pretraining_module(config: Config, run_dir: Path | None) -> MaskedPretrainingModule:
     """The model with its decoder (and teacher), and the module that trains it."""
-    pretrain, trainer = config.pretrain, config.trainer
+    pretrain, trainer, data = config.pretrain, config.trainer, config.data
+    # A clip must split into whole tubes: say so now, in one line, not at the first batch.
+    for frames in {data.num_frames, config.eval.num_frames or data.num_frames}:
+        token_grid(config.model, frames, data.crop_size, data.crop_size)
     teacher = None
     if pretrain.target == "pixels+teacher":
         # The teacher is the same CNN with the config's weights, frozen: its features are the
@@ -65,10 +67,10 @@ def pretrain(config: Config) -> RunResult:
     """Fit the masked model; keep the best (validation loss) and last checkpoints."""
     run_dir, resume_from = resolve_run(config, stage="pretrain")
     pl.seed_everything(config.trainer.seed, workers=True, verbose=False)
+    module = build_pretraining_module(config, run_dir)
     datamodule = VideoDataModule(config.data, config.eval, seed=config.trainer.seed)
     datamodule.prepare_data()
     datamodule.setup()
-    module = build_pretraining_module(config, run_dir)
     checkpoints = run_dir / "checkpoints"
     best = ModelCheckpoint(
         dirpath=checkpoints,
@@ -80,20 +82,8 @@ def pretrain(config: Config) -> RunResult:
     )
     last = ModelCheckpoint(dirpath=checkpoints, filename="last", enable_version_counter=False)
     throughput = ClipThroughput()
-    trainer = make_trainer(
-        config,
-        run_dir,
-        max_epochs=config.trainer.max_epochs,
-        accumulate_grad_batches=config.trainer.accumulate_grad_batches,
-        gradient_clip_val=config.trainer.gradient_clip_val or None,
-        log_every_n_steps=config.trainer.log_every_n_steps,
-        check_val_every_n_epoch=config.trainer.val_every_n_epochs,
-        callbacks=[best, last, throughput, LearningRateMonitor(logging_interval="epoch")],
-        logger=[CSVLogger(run_dir, name="csv"), TensorBoardLogger(run_dir, name="tensorboard")],
-    )
-    if trainer.is_global_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml")
+    callbacks = [best, last, throughput, LearningRateMonitor(logging_interval="epoch")]
+    trainer = fitting_trainer(config, run_dir, callbacks)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     metrics = {
         name: float(value)

@@ -13,20 +13,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
 from convperceiver.config import OptimConfig
-from convperceiver.data.transforms import ClipNormalizer
-from convperceiver.engine.optim import build_optimizer, lr_schedule
+from convperceiver.engine.clip_module import ClipModule
 from convperceiver.engine.reconstructions import plot_reconstructions
 from convperceiver.models.masking import tube_mask, upsample_mask
 from convperceiver.models.pretraining import MaskedVideoModel, PretrainOutput
 from convperceiver.models.runtime import set_memory_format
 
 
-class MaskedPretrainingModule(pl.LightningModule):
+class MaskedPretrainingModule(ClipModule):
     """Pretrains a classifier's encoder by reconstructing masked pixel tubes.
 
     Args:
@@ -54,41 +52,21 @@ class MaskedPretrainingModule(pl.LightningModule):
         figure_dir: str | None = None,
         run_config: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(mean=mean, std=std, optim=optim, fused_optimizer=fused_optimizer)
         self.save_hyperparameters(ignore=["model", "optim", "figure_dir"])
         model.encoder = set_memory_format(model.encoder, channels_last=channels_last)
         self.model = model
-        self.optim = optim
         self.figure_dir = Path(figure_dir) if figure_dir else None
-        self.normalizer = ClipNormalizer(mean=mean, std=std)
         self._shown: Tensor | None = None
 
     def forward(self, clip: Tensor, mask: Tensor) -> PretrainOutput:
         return self.model(clip, mask)
 
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
-        batch["clip"] = self.normalizer(batch["clip"])
-        return batch
-
-    def on_train_epoch_start(self) -> None:
-        # The training set draws its clips from (seed, epoch, index): tell every worker the epoch.
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "set_epoch"):
-            datamodule.set_epoch(self.current_epoch)
-
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         clip = batch["clip"]
         output = self(clip, self.model.random_mask(clip))
         self._log_losses("train", output, len(clip))
-        self.log(
-            "data/substituted_videos",
-            batch["substituted"].sum().float(),
-            on_step=False,
-            on_epoch=True,
-            reduce_fx="sum",
-            sync_dist=True,
-            batch_size=len(clip),
-        )
+        self.log_substituted(batch["substituted"])
         return output.loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -152,16 +130,3 @@ class MaskedPretrainingModule(pl.LightningModule):
                     sync_dist=True,
                     batch_size=batch_size,
                 )
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = build_optimizer(self.model, self.optim, fused=self.hparams.fused_optimizer)
-        scheduler = lr_schedule(
-            optimizer,
-            self.optim,
-            total_steps=int(self.trainer.estimated_stepping_batches),
-            epochs=self.trainer.max_epochs,
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }

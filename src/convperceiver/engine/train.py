@@ -123,6 +123,25 @@ def build_module(
     )
 
 
+def fitting_trainer(config: Config, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
+    """The Trainer of a training or pretraining run, with the resolved config saved beside it."""
+    trainer = make_trainer(
+        config,
+        run_dir,
+        max_epochs=config.trainer.max_epochs,
+        accumulate_grad_batches=config.trainer.accumulate_grad_batches,
+        gradient_clip_val=config.trainer.gradient_clip_val or None,
+        log_every_n_steps=config.trainer.log_every_n_steps,
+        check_val_every_n_epoch=config.trainer.val_every_n_epochs,
+        callbacks=callbacks,
+        logger=[CSVLogger(run_dir, name="csv"), TensorBoardLogger(run_dir, name="tensorboard")],
+    )
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+    return trainer
+
+
 def make_trainer(config: Config, run_dir: Path | None, **kwargs: Any) -> pl.Trainer:
     trainer = config.trainer
     devices: Any = trainer.devices
@@ -181,20 +200,7 @@ def train(config: Config) -> RunResult:
                 monitor=MONITOR, mode="max", patience=config.trainer.early_stopping_patience
             )
         )
-    trainer = make_trainer(
-        config,
-        run_dir,
-        max_epochs=config.trainer.max_epochs,
-        accumulate_grad_batches=config.trainer.accumulate_grad_batches,
-        gradient_clip_val=config.trainer.gradient_clip_val or None,
-        log_every_n_steps=config.trainer.log_every_n_steps,
-        check_val_every_n_epoch=config.trainer.val_every_n_epochs,
-        callbacks=callbacks,
-        logger=[CSVLogger(run_dir, name="csv"), TensorBoardLogger(run_dir, name="tensorboard")],
-    )
-    if trainer.is_global_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml")
+    trainer = fitting_trainer(config, run_dir, callbacks)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     test_loader = datamodule.test_dataloader()
