@@ -62,8 +62,9 @@ def test_workers_needed_extrapolates_with_the_observed_scaling():
     from bench_loader import workers_needed
 
     rates = {0: 50.0, 1: 40.0, 2: 60.0}  # 2 workers at 75% of twice one worker
-    assert workers_needed(rates, 55.0) == {"workers": 2, "measured": True}
-    assert workers_needed(rates, 100.0) == {"workers": 4, "measured": False, "efficiency": 0.75}
+    assert workers_needed(rates, 55.0) == {"workers": 2, "measured": True, "by_cpu": None}
+    needed = workers_needed(rates, 100.0, cpu_ms=25.0)  # 40 clips/s of CPU per core
+    assert needed == {"workers": 4, "measured": False, "efficiency": 0.75, "by_cpu": 3}
     assert workers_needed({0: 50.0, 1: 40.0}, 100.0)["workers"] == 3
 
 
