@@ -31,19 +31,41 @@ def test_cache_benchmark_times_both_sides(capsys):
     )
 
 
-def test_loader_benchmark_gives_a_rate_per_worker_count(capsys):
+def test_loader_benchmark_gives_a_rate_per_worker_count(tmp_path, capsys):
     from bench_loader import main
+    from bench_sets import SETS, ensure_set
 
-    argv = ["--workers", "0", "1", "--copies", "1", "--epochs", "1"]
-    result = run_json(main, argv, capsys)
-    ratios = result["ratio_to_0_worker_original"]
-    for source in ("original", "cache"):
-        assert set(result["clips_per_s"][source]) == {"0", "1"}
-        assert all(rate > 0 for rate in result["clips_per_s"][source].values())
-    assert ratios["original"]["0"] == 1.0
-    assert ratios["cache"]["1"] == pytest.approx(
-        result["clips_per_s"]["cache"]["1"] / result["clips_per_s"]["original"]["0"], rel=0.05
+    training = tmp_path / "benchmark.json"
+    training.write_text(json.dumps({"model": {"train_clips_per_s": 300.0}, "baseline": None}))
+    argv = ["--sets", str(tmp_path), "--count", "hmdb51-like=10", "kinetics-like=0"]
+    argv += ["--workers", "1", "--seconds", "0.2", "--repeats", "1", "--no-decord"]
+    result = run_json(main, [*argv, "--from-benchmark", str(training)], capsys)
+    (entry,) = result["sets"].values()
+    assert entry["videos"] == 10 and entry["generate_s"] > 0
+    assert set(entry["clips_per_s"]) == {"ours original", "ours cache"}
+    for source, rates in entry["clips_per_s"].items():
+        assert set(rates) == {"0", "1"}  # in-process is always measured: it is the baseline
+        assert all(rate > 0 for rate in rates.values())
+        assert all(cpu > 0 for cpu in entry["cpu_ms_per_clip"][source].values())
+        assert set(entry["workers_needed"][source]) == {"model"}
+    base = entry["clips_per_s"]["ours original"]["0"]
+    assert entry["ratio_to_baseline"]["ours original"]["0"] == 1.0
+    assert entry["ratio_to_baseline"]["ours cache"]["1"] == pytest.approx(
+        entry["clips_per_s"]["ours cache"]["1"] / base, abs=0.01
     )
+    assert result["train_rates"] == {"model": 300.0} and result["decord"] is None
+    # The set is kept on disk: asking again writes nothing.
+    assert ensure_set(SETS["hmdb51-like"], tmp_path, count=10)[1] == 0.0
+
+
+def test_workers_needed_extrapolates_with_the_observed_scaling():
+    from bench_loader import workers_needed
+
+    rates = {0: 50.0, 1: 40.0, 2: 60.0}  # 2 workers at 75% of twice one worker
+    assert workers_needed(rates, 55.0) == {"workers": 2, "measured": True, "by_cpu": None}
+    needed = workers_needed(rates, 100.0, cpu_ms=25.0)  # 40 clips/s of CPU per core
+    assert needed == {"workers": 4, "measured": False, "efficiency": 0.75, "by_cpu": 3}
+    assert workers_needed({0: 50.0, 1: 40.0}, 100.0)["workers"] == 3
 
 
 def test_attention_scaling_times_the_cnn_and_the_attention_apart(capsys):

@@ -21,11 +21,13 @@ from data_fixtures import (
     write_tiny,
 )
 
+from convperceiver.data import video as video_module
 from convperceiver.data.clip_sampling import uniform_clip_times
 from convperceiver.data.datasets import EvalClipDataset, TrainClipDataset, VideoRecord
 from convperceiver.data.eval_clips import EvalClipSpec
 from convperceiver.data.transforms import train_transform
 from convperceiver.data.video import decode_all_frames, decode_clip, probe_video, write_video
+from convperceiver.data.video_cuda import cuda_decoding_problem
 from convperceiver.errors import VideoError
 
 SIZE = (64, 86)  # (height, width): small, so the full reference decodes stay fast
@@ -265,3 +267,19 @@ def test_a_missing_file_raises_a_video_error(tmp_path):
 def test_decode_clip_needs_times(tiny_files):
     with pytest.raises(ValueError, match="at least one time"):
         decode_clip(tiny_files[0], [])
+
+
+@pytest.mark.skipif(cuda_decoding_problem() is None, reason="GPU decoding runs here: no fallback")
+def test_gpu_decoder_falls_back_to_pyav_and_says_why_once(tiny_files, caplog, monkeypatch):
+    monkeypatch.setattr(video_module, "_warned", set())
+    path, times = tiny_files[0], [0.0, 0.5, 1.1]
+    with caplog.at_level(logging.WARNING, logger=video_module.__name__):
+        clips = [decode_clip(path, times, size=SIZE, decoder="torchcodec-cuda") for _ in range(2)]
+    assert all(torch.equal(clip, decode_clip(path, times, size=SIZE)) for clip in clips)
+    (line,) = [r.getMessage() for r in caplog.records if "torchcodec-cuda" in r.getMessage()]
+    assert cuda_decoding_problem() in line and "PyAV" in line
+
+
+def test_an_unknown_decoder_is_refused(tiny_files):
+    with pytest.raises(ValueError, match="pyav, torchcodec-cuda"):
+        decode_clip(tiny_files[0], [0.0], decoder="decord")

@@ -203,17 +203,12 @@ class VideoDataModule(pl.LightningDataModule):
     def _loader(
         self, dataset: Dataset, *, shuffle: bool, collate_fn: Callable | None = None
     ) -> DataLoader:
-        workers = self.data.num_workers
-        return DataLoader(
+        return clip_loader(
             dataset,
             batch_size=self.data.batch_size,
+            num_workers=self.data.num_workers,
             shuffle=shuffle,
-            num_workers=workers,
             collate_fn=collate_fn,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=workers > 0,
-            prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
-            drop_last=shuffle and len(dataset) > self.data.batch_size,
         )
 
     def _eval_loader(self, records: list[VideoRecord]) -> DataLoader:
@@ -229,6 +224,32 @@ class VideoDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.splits.test)
+
+
+def clip_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    num_workers: int,
+    shuffle: bool,
+    collate_fn: Callable | None = None,
+) -> DataLoader:
+    """The DataLoader every clip set is read through: training's, evaluation's, the benchmark's.
+
+    Persistent workers keep each worker's open state (durations probed, broken files known)
+    across epochs; memory is pinned where CUDA is there, so copies to the GPU can overlap.
+    """
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        collate_fn=collate_fn,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=num_workers > 0,
+        prefetch_factor=PREFETCH_FACTOR if num_workers > 0 else None,
+        drop_last=shuffle and len(dataset) > batch_size,
+    )
 
 
 def collate_eval(

@@ -5,7 +5,8 @@ The only module that imports `av`. Times are seconds from the start of the video
 
     probe_video(path)                 -> VideoInfo (container metadata, checked against the
                                          last packets, which catches a header that overstates)
-    decode_clip(path, times, size=)   -> (T, H, W, 3): seek, decode forward, convert kept frames
+    decode_clip(path, times, size=, decoder=) -> (T, H, W, 3): seek, decode forward, convert
+                                         kept frames (or TorchCodec on the GPU, `video_cuda`)
     decode_all_frames(path, size=)    -> (N, H, W, 3), times: the naive reference
 """
 
@@ -32,6 +33,7 @@ TRUNCATION_GAP_S = 1.0
 # Frame threads decode a whole file faster but a clip slower (they start and drain per clip:
 # 50 vs 44 clips/s on 2 cores); slice threads cost nothing and help streams cut in slices.
 THREAD_TYPE = "SLICE"
+DECODERS = ("pyav", "torchcodec-cuda")  # the choices of `data.decoder`
 
 
 @dataclass
@@ -256,7 +258,11 @@ def _decode_targets(
 
 
 def decode_clip(
-    path: str | Path, times: Sequence[float], *, size: tuple[int, int] | None = None
+    path: str | Path,
+    times: Sequence[float],
+    *,
+    size: tuple[int, int] | None = None,
+    decoder: str = "pyav",
 ) -> torch.Tensor:
     """The frames on screen at `times` (seconds from the start) as uint8 (T, H, W, 3) RGB.
 
@@ -264,10 +270,18 @@ def decode_clip(
     frame needed; only the frames kept are converted to RGB, resized to `size` = (height, width)
     in the same step. Times before the first frame give the first frame, past the end the last;
     past the end of a file cut short of what its header says, the last frame decoded, with one
-    warning per file.
+    warning per file. `decoder="torchcodec-cuda"` decodes on the GPU and returns a CUDA tensor
+    (`video_cuda.decode_clip_cuda`) where TorchCodec and CUDA are there, else uses PyAV and
+    says why in one log line per process.
     """
     if len(times) == 0:
         raise ValueError("decode_clip needs at least one time")
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder={decoder!r} is not one of: {', '.join(DECODERS)}")
+    if decoder == "torchcodec-cuda" and _gpu_decoding():
+        from convperceiver.data.video_cuda import decode_clip_cuda
+
+        return decode_clip_cuda(path, times, size=size)
     order = sorted(range(len(times)), key=lambda i: times[i])
     targets = [float(times[i]) for i in order]
     with _open(path) as container:
@@ -293,6 +307,17 @@ def decode_clip(
     for position, (_, frame) in zip(order, picked, strict=True):
         clip[position] = arrays[id(frame)]
     return torch.from_numpy(clip)
+
+
+def _gpu_decoding() -> bool:
+    """Whether TorchCodec's CUDA decoder runs here; when not, one log line says why."""
+    from convperceiver.data.video_cuda import cuda_decoding_problem
+
+    problem = cuda_decoding_problem()
+    if problem is not None and "torchcodec-cuda" not in _warned:
+        _warned.add("torchcodec-cuda")
+        log.warning("data.decoder=torchcodec-cuda: %s; decoding with PyAV instead", problem)
+    return problem is None
 
 
 def decode_all_frames(
