@@ -54,15 +54,31 @@ def test_cnn_and_attention_get_their_own_learning_rates():
     model = build_model(tiny_model_config(), num_classes=5)
     opt = build_optimizer(model, OptimConfig(lr=1e-3, cnn_lr=1e-4))
     rates = {group["name"]: group["lr"] for group in opt.param_groups}
-    assert rates == {"cnn": 1e-4, "attention": 1e-3}
-    cnn = {id(p) for p in model.backbone.parameters()}
-    assert {id(p) for p in opt.param_groups[0]["params"]} == cnn
+    assert rates == {
+        "cnn": 1e-4,
+        "cnn.no_decay": 1e-4,
+        "attention": 1e-3,
+        "attention.no_decay": 1e-3,
+    }
+    in_cnn_groups = {
+        id(p)
+        for group in opt.param_groups
+        if group["name"].startswith("cnn")
+        for p in group["params"]
+    }
+    assert in_cnn_groups == {id(p) for p in model.backbone.parameters()}
+
+
+def test_the_seed_recipe_decays_every_parameter():
+    model = build_model(tiny_model_config(), num_classes=5)
+    opt = build_optimizer(model, OptimConfig(weight_decay=1e-5, decay_everything=True))
+    assert {group["weight_decay"] for group in opt.param_groups} == {1e-5}
 
 
 def test_frozen_cnn_is_left_out_of_the_optimizer():
     model = build_model(tiny_model_config(freeze_cnn_blocks=-1), num_classes=5)
     opt = build_optimizer(model, OptimConfig())
-    assert [group["name"] for group in opt.param_groups] == ["attention"]
+    assert [group["name"] for group in opt.param_groups] == ["attention", "attention.no_decay"]
 
 
 def test_warmup_then_cosine_and_step_schedules():
