@@ -5,7 +5,7 @@ from test_classifier import VARIANTS
 
 from convperceiver.config import OptimConfig
 from convperceiver.engine.layer_decay import parameter_groups
-from convperceiver.engine.module import build_optimizer
+from convperceiver.engine.optim import build_optimizer
 from convperceiver.models import build_model
 
 LR, CNN_LR, DECAY, WEIGHT_DECAY = 1e-3, 1e-4, 0.5, 0.05
