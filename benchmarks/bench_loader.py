@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import decord_peer
-import torch
 from bench_sets import DEFAULT_ROOT, SETS, ensure_set
 from torch.utils.data import DataLoader
 
@@ -44,6 +43,7 @@ from convperceiver.data.cache import write_cache
 from convperceiver.data.datamodule import VideoDataModule, clip_loader
 from convperceiver.data.layouts import dataset_subsets
 from convperceiver.data.transforms import train_transform
+from convperceiver.profiling.measure import cpu_threads
 
 H100_TRAIN_RATES = {"fp32": 200.0, "bf16": 410.0}  # k8_cross1_self1, batch 32, RESULTS.md
 BASELINE = ("ours original", 0)
@@ -266,28 +266,15 @@ def report_text(result: dict[str, Any], rates: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    cores = os.cpu_count() or 1
-    default_workers = [0] + [n for n in (1, 2, 4, 8, 16, 32) if n <= cores]
-    parser.add_argument("--sets", type=Path, default=DEFAULT_ROOT, help="where sets are kept")
-    parser.add_argument("--count", nargs="+", default=[], help="NAME=N videos; 0 skips a set")
-    parser.add_argument("--workers", type=int, nargs="+", default=default_workers)
-    parser.add_argument("--seconds", type=float, default=6.0, help="timed per measurement")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
-    rates = parser.add_mutually_exclusive_group()
-    rates.add_argument("--train-rate", type=float, nargs="+", help="GPU training clips/s")
-    rates.add_argument("--from-benchmark", type=Path, help="`convperceiver benchmark --json` file")
-    parser.add_argument("--no-decord", action="store_true", help="leave the peer out")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    workers = sorted(set(args.workers) | {0})
-    targets = train_rates(args)
-    peer = decord_peer.version() is not None and not args.no_decord
-    load_before = [round(x, 2) for x in os.getloadavg()]
+def measure_sets(
+    args: argparse.Namespace,
+    workers: list[int],
+    targets: dict[str, float],
+    peer: bool,
+    cores: int,
+) -> dict[str, dict[str, Any]]:
+    """Each generated set's rates, CPU per clip, ratios and workers needed."""
     sets = {}
-    # The workers decode; the main process only collates, as in training.
-    torch.set_num_threads(1)
     for name, count in parse_counts(args.count).items():
         folder, entry = prepare(name, count, args.sets, cores)
         print(
@@ -319,6 +306,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             for s, by in rates_by.items()
         }
         sets[name] = entry
+    return sets
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cores = os.cpu_count() or 1
+    default_workers = [0] + [n for n in (1, 2, 4, 8, 16, 32) if n <= cores]
+    parser.add_argument("--sets", type=Path, default=DEFAULT_ROOT, help="where sets are kept")
+    parser.add_argument("--count", nargs="+", default=[], help="NAME=N videos; 0 skips a set")
+    parser.add_argument("--workers", type=int, nargs="+", default=default_workers)
+    parser.add_argument("--seconds", type=float, default=6.0, help="timed per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (median)")
+    rates = parser.add_mutually_exclusive_group()
+    rates.add_argument("--train-rate", type=float, nargs="+", help="GPU training clips/s")
+    rates.add_argument("--from-benchmark", type=Path, help="`convperceiver benchmark --json` file")
+    parser.add_argument("--no-decord", action="store_true", help="leave the peer out")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    workers = sorted(set(args.workers) | {0})
+    targets = train_rates(args)
+    peer = decord_peer.version() is not None and not args.no_decord
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    # The workers decode; the main process only collates, as in training.
+    with cpu_threads(1):
+        sets = measure_sets(args, workers, targets, peer, cores)
     result = {
         "cpu": cpu_model(),
         "cores": cores,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -39,7 +40,9 @@ def test_loader_benchmark_gives_a_rate_per_worker_count(tmp_path, capsys):
     training.write_text(json.dumps({"model": {"train_clips_per_s": 300.0}, "baseline": None}))
     argv = ["--sets", str(tmp_path), "--count", "hmdb51-like=10", "kinetics-like=0"]
     argv += ["--workers", "1", "--seconds", "0.2", "--repeats", "1", "--no-decord"]
+    threads = torch.get_num_threads()
     result = run_json(main, [*argv, "--from-benchmark", str(training)], capsys)
+    assert torch.get_num_threads() == threads  # the caller's process is left as it was
     (entry,) = result["sets"].values()
     assert entry["videos"] == 10 and entry["generate_s"] > 0
     assert set(entry["clips_per_s"]) == {"ours original", "ours cache"}
@@ -48,11 +51,7 @@ def test_loader_benchmark_gives_a_rate_per_worker_count(tmp_path, capsys):
         assert all(rate > 0 for rate in rates.values())
         assert all(cpu > 0 for cpu in entry["cpu_ms_per_clip"][source].values())
         assert set(entry["workers_needed"][source]) == {"model"}
-    base = entry["clips_per_s"]["ours original"]["0"]
     assert entry["ratio_to_baseline"]["ours original"]["0"] == 1.0
-    assert entry["ratio_to_baseline"]["ours cache"]["1"] == pytest.approx(
-        entry["clips_per_s"]["ours cache"]["1"] / base, abs=0.01
-    )
     assert result["train_rates"] == {"model": 300.0} and result["decord"] is None
     # The set is kept on disk: asking again writes nothing.
     assert ensure_set(SETS["hmdb51-like"], tmp_path, count=10)[1] == 0.0

@@ -111,7 +111,7 @@ def test_missing_file_is_one_line(tmp_path):
 def test_text_file_is_one_line(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("not weights\nat all\n")
-    assert "cannot read" in one_line_error(build(0), path)
+    assert "is not a PyTorch tensor file" in one_line_error(build(0), path)
 
 
 def test_file_without_tensors_is_one_line(tmp_path):
