@@ -10,9 +10,14 @@ from convperceiver.errors import ConfigError
 from convperceiver.experiments import ablation
 
 
-def write_suite(folder: Path, root: Path, *, variant_override: str = "model.self_blocks=0") -> Path:
+def suite_overrides(folder: Path, root: Path) -> list[str]:
+    """The tiny config for every run of a suite: one epoch, run folders left to the suite."""
     overrides = [o for o in tiny_overrides(root, folder, "x") if not o.startswith("run.")]
     overrides = [o for o in overrides if not o.startswith("trainer.max_epochs")]
+    return [*overrides, "trainer.max_epochs=1", "run.progress_bar=false"]
+
+
+def write_suite(folder: Path, root: Path, *, variant_override: str = "model.self_blocks=0") -> Path:
     suite = folder / "suite.yaml"
     lines = [
         "name: tiny suite",
@@ -21,7 +26,7 @@ def write_suite(folder: Path, root: Path, *, variant_override: str = "model.self
         "seeds: [0]",
         "eval_frames: [2, 8]",
         "overrides:",
-        *[f"  - {o}" for o in [*overrides, "trainer.max_epochs=1", "run.progress_bar=false"]],
+        *[f"  - {o}" for o in suite_overrides(folder, root)],
         "sections:",
         "  - title: Cross and self attention",
         "    variants:",
@@ -195,15 +200,13 @@ def test_a_bad_shard_is_refused(tmp_path, shard, capsys):
 
 
 def write_pretraining_suite(folder: Path, root: Path) -> Path:
-    overrides = [o for o in tiny_overrides(root, folder, "x") if not o.startswith("run.")]
-    overrides = [o for o in overrides if not o.startswith("trainer.max_epochs")]
     suite = folder / "suite.yaml"
     lines = [
         "name: tiny pretraining suite",
         f"output_dir: {folder / 'out'}",
         "seeds: [0, 1]",
         "overrides:",
-        *[f"  - {o}" for o in [*overrides, "trainer.max_epochs=1", "run.progress_bar=false"]],
+        *[f"  - {o}" for o in suite_overrides(folder, root)],
         "pretraining:",
         "  - {name: masked, stage: pretrain, overrides: [pretrain.recon_clips=0]}",
         "sections:",

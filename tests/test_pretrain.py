@@ -28,6 +28,12 @@ def pretrained(synthetic_root, tmp_path_factory):
     return pretrain(load_config(None, overrides))
 
 
+def fine_tune_config(root, output, checkpoint, *extra):
+    """The tiny config, started from `checkpoint`."""
+    overrides = tiny_overrides(root, output, "finetune", f"model.init_from={checkpoint}", *extra)
+    return load_config(None, overrides)
+
+
 def test_pretraining_leaves_checkpoints_pictures_logs_and_config(pretrained):
     run = pretrained.run_dir
     assert (run / "checkpoints" / "last.ckpt").is_file()
@@ -52,15 +58,8 @@ def test_the_checkpoint_holds_encoder_and_decoder_but_no_head(pretrained):
 
 def test_fine_tuning_starts_from_the_pretrained_encoder(pretrained, synthetic_root, tmp_path):
     """Before the first optimizer step, every encoder tensor is the checkpoint's."""
-    config = load_config(
-        None,
-        tiny_overrides(
-            synthetic_root,
-            tmp_path,
-            "finetune",
-            f"model.init_from={pretrained.best_checkpoint}",
-            "trainer.seed=7",
-        ),
+    config = fine_tune_config(
+        synthetic_root, tmp_path, pretrained.best_checkpoint, "trainer.seed=7"
     )
     model = initial_model(config, num_classes=4)
     saved = torch.load(pretrained.best_checkpoint, map_location="cpu", weights_only=True)
@@ -78,16 +77,9 @@ def test_fine_tuning_starts_from_the_pretrained_encoder(pretrained, synthetic_ro
 
 
 def test_pretrain_then_fine_tune_end_to_end(pretrained, synthetic_root, tmp_path, caplog):
-    config = load_config(
-        None,
-        tiny_overrides(
-            synthetic_root,
-            tmp_path,
-            "finetune",
-            f"model.init_from={pretrained.run_dir / 'checkpoints' / 'last.ckpt'}",
-            "trainer.max_epochs=1",
-            "optim.layer_decay=0.75",
-        ),
+    last = pretrained.run_dir / "checkpoints" / "last.ckpt"
+    config = fine_tune_config(
+        synthetic_root, tmp_path, last, "trainer.max_epochs=1", "optim.layer_decay=0.75"
     )
     with caplog.at_level("INFO", logger="convperceiver"):
         result = train(config)

@@ -26,7 +26,7 @@ import torch
 
 from convperceiver.config import Config, ModelConfig
 from convperceiver.models import build_model
-from convperceiver.profiling.execution import STOCK, ours_settings, synthetic_batches
+from convperceiver.profiling.execution import STOCK, ours_settings
 from convperceiver.profiling.flops import training_flops
 from convperceiver.profiling.measure import (
     cpu_threads,
@@ -42,6 +42,7 @@ from convperceiver.profiling.workloads import (
     Workload,
     check_run_counts,
     inference_runs,
+    synthetic_workload,
     training_runs,
 )
 
@@ -135,14 +136,11 @@ def run_benchmark(
     train, infer = ours_settings(
         target, amp=amp, train_amp=train_amp, channels_last=channels_last, compile=compile
     )
-    batches = synthetic_batches(config, batch_size=batch_size, count=warmup + repeats)
-    generator = torch.Generator().manual_seed(0)
-    labels = [torch.randint(num_classes, (batch_size,), generator=generator) for _ in batches]
-    work = Workload(
+    work = synthetic_workload(
+        config,
         device=target,
-        batches=[b.to(target) for b in batches],
-        labels=[y.to(target) for y in labels],
-        optim=config.optim,
+        batch_size=batch_size,
+        num_classes=num_classes,
         train=train,
         infer=infer,
         warmup=warmup,

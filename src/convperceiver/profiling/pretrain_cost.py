@@ -37,7 +37,7 @@ from convperceiver.models import build_model
 from convperceiver.models.attention import CrossAttentionBlock
 from convperceiver.models.pretraining import MaskedVideoModel
 from convperceiver.models.runtime import set_memory_format
-from convperceiver.profiling.execution import Settings, ours_settings, synthetic_batches
+from convperceiver.profiling.execution import Settings, ours_settings
 from convperceiver.profiling.measure import (
     PeakMemory,
     cpu_threads,
@@ -54,6 +54,7 @@ from convperceiver.profiling.workloads import (
     check_run_counts,
     classification_step,
     optimizer_step,
+    synthetic_workload,
 )
 
 FlopCounts = dict[str, dict[Any, int]]  # module name -> aten op -> FLOPs
@@ -207,21 +208,19 @@ def pretrain_cost(
     classifier = build_model(config.model, num_classes=num_classes)
     torch.manual_seed(0)
     masked = build_pretraining_module(config, None).model  # with its teacher, if any
-    batches = synthetic_batches(config, batch_size=batch_size, count=warmup + repeats)
-    generator = torch.Generator().manual_seed(0)
-    labels = [torch.randint(num_classes, (batch_size,), generator=generator) for _ in batches]
-    masks = [masked.random_mask(batch, generator=generator).to(target) for batch in batches]
-    work = Workload(
+    work = synthetic_workload(
+        config,
         device=target,
-        batches=[b.to(target) for b in batches],
-        labels=[y.to(target) for y in labels],
-        optim=config.optim,
+        batch_size=batch_size,
+        num_classes=num_classes,
         train=settings,
         infer=settings,
         warmup=warmup,
         repeats=repeats,
         stock=False,
     )
+    generator = torch.Generator().manual_seed(1)
+    masks = [masked.random_mask(batch, generator=generator) for batch in work.batches]
     # One allocator regime for both steps, as the benchmark has (`keep_freed_heap`).
     allocator = "glibc, freed heap kept for reuse" if keep_freed_heap() else "default"
     with cpu_threads(threads):
@@ -240,7 +239,7 @@ def pretrain_cost(
         step = alternate(runs, device=target, warmup=warmup, repeats=repeats, done=1)
         flops = _flops(classifier, masked, work.batches[0][:1], masks[0][:1])
         load_after, used_threads = load_average(), torch.get_num_threads()
-    grid = masked.grid(batches[0])
+    grid = masked.grid(work.batches[0])
     tokens = math.prod(grid)
     visible = tokens - int(masks[0][0].sum())
     data = config.data

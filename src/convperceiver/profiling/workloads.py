@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convperceiver.config import OptimConfig
+from convperceiver.config import Config, OptimConfig
 from convperceiver.errors import ConfigError
-from convperceiver.profiling.execution import STOCK, Settings
+from convperceiver.profiling.execution import STOCK, Settings, synthetic_batches
 from convperceiver.profiling.measure import PeakMemory, seconds
 
 Run = Callable[[int], object]
@@ -38,6 +38,35 @@ class Workload:
     warmup: int
     repeats: int
     stock: bool
+
+
+def synthetic_workload(
+    config: Config,
+    *,
+    device: torch.device,
+    batch_size: int,
+    num_classes: int,
+    train: Settings,
+    infer: Settings,
+    warmup: int,
+    repeats: int,
+    stock: bool,
+) -> Workload:
+    """Rendered clips and seeded labels for every warm-up and timed run, on `device`."""
+    batches = synthetic_batches(config, batch_size=batch_size, count=warmup + repeats)
+    generator = torch.Generator().manual_seed(0)
+    labels = [torch.randint(num_classes, (batch_size,), generator=generator) for _ in batches]
+    return Workload(
+        device=device,
+        batches=[b.to(device) for b in batches],
+        labels=[y.to(device) for y in labels],
+        optim=config.optim,
+        train=train,
+        infer=infer,
+        warmup=warmup,
+        repeats=repeats,
+        stock=stock,
+    )
 
 
 def check_run_counts(
