@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from convperceiver.data.cache import read_through_cache, write_cache
-from convperceiver.data.datasets import TrainClipDataset, VideoRecord
+from convperceiver.data.datasets import TrainClipDataset
+from convperceiver.data.records import VideoRecord
 from convperceiver.data.synthetic import generate_synthetic
 from convperceiver.data.transforms import train_transform
 

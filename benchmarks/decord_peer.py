@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from convperceiver.data.clip_sampling import random_clip_times
-from convperceiver.data.datasets import VideoRecord
+from convperceiver.data.records import VideoRecord
 
 
 def version() -> str | None:

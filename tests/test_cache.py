@@ -14,7 +14,7 @@ from convperceiver.cli import main
 from convperceiver.config import DataConfig, load_config
 from convperceiver.data.cache import cache_dataset, read_through_cache, write_cache
 from convperceiver.data.datamodule import VideoDataModule
-from convperceiver.data.datasets import VideoRecord
+from convperceiver.data.records import VideoRecord
 from convperceiver.data.video import decode_clip, probe_video
 from convperceiver.errors import ConfigError, DatasetError
 

@@ -15,7 +15,7 @@ from data_fixtures import (
 )
 
 from convperceiver.data.check import check_dataset, check_records
-from convperceiver.data.datasets import VideoRecord, hmdb51_records
+from convperceiver.data.records import VideoRecord, hmdb51_records
 from convperceiver.errors import DatasetError
 
 PROBLEMS = {  # hostile file -> (words its problem must hold, whether it breaks the dataset)

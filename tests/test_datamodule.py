@@ -11,8 +11,8 @@ from data_fixtures import HMDB51_CLASSES, write_hmdb51, write_tiny
 
 from convperceiver.config import DataConfig, EvalConfig
 from convperceiver.data.datamodule import Splits, VideoDataModule, build_splits, collate_eval
-from convperceiver.data.datasets import VideoRecord
 from convperceiver.data.eval_clips import EvalClipSpec, eval_clip_spec
+from convperceiver.data.records import VideoRecord
 
 TINY = dict(num_frames=4, clip_duration=0.5, resize=[32, 43], crop_size=24, batch_size=2)
 

@@ -24,9 +24,9 @@ from data_fixtures import (
 from torch.utils.data import DataLoader
 
 from convperceiver.data.datamodule import collate_eval
-from convperceiver.data.datasets import (
-    EvalClipDataset,
-    TrainClipDataset,
+from convperceiver.data.datasets import EvalClipDataset, TrainClipDataset
+from convperceiver.data.eval_clips import EvalClipSpec
+from convperceiver.data.records import (
     VideoRecord,
     folder_records,
     hmdb51_records,
@@ -34,7 +34,6 @@ from convperceiver.data.datasets import (
     list_records,
     ucf101_records,
 )
-from convperceiver.data.eval_clips import EvalClipSpec
 from convperceiver.data.transforms import train_transform
 from convperceiver.errors import DatasetError, VideoError
 

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from convperceiver.data.datasets import VideoRecord
+from convperceiver.data.records import VideoRecord
 from convperceiver.data.subsets import label_fraction_subset, select_classes
 from convperceiver.errors import ConfigError
 

@@ -23,8 +23,9 @@ from data_fixtures import (
 
 from convperceiver.data import video as video_module
 from convperceiver.data.clip_sampling import uniform_clip_times
-from convperceiver.data.datasets import EvalClipDataset, TrainClipDataset, VideoRecord
+from convperceiver.data.datasets import EvalClipDataset, TrainClipDataset
 from convperceiver.data.eval_clips import EvalClipSpec
+from convperceiver.data.records import VideoRecord
 from convperceiver.data.transforms import train_transform
 from convperceiver.data.video import decode_all_frames, decode_clip, probe_video, write_video
 from convperceiver.data.video_cuda import cuda_decoding_problem

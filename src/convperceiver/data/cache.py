@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from convperceiver.data.datasets import VideoRecord
 from convperceiver.data.layouts import dataset_subsets, video_root
+from convperceiver.data.records import VideoRecord
 from convperceiver.data.video import decode_all_frames, probe_video, write_video
 from convperceiver.errors import ConfigError, ConvPerceiverError, DatasetError, VideoError
 

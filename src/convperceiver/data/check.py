@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from convperceiver.config import DataConfig
-from convperceiver.data.datasets import VideoRecord
 from convperceiver.data.layouts import dataset_subsets
+from convperceiver.data.records import VideoRecord
 from convperceiver.data.video import VideoInfo, decode_clip, overstated_problem, probe_video
 from convperceiver.errors import VideoError
 

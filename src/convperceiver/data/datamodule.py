@@ -24,14 +24,10 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from convperceiver.config import DataConfig, EvalConfig
 from convperceiver.data.cache import read_through_cache
-from convperceiver.data.datasets import (
-    EvalClipDataset,
-    TrainClipDataset,
-    VideoRecord,
-    holdout_split,
-)
+from convperceiver.data.datasets import EvalClipDataset, TrainClipDataset
 from convperceiver.data.eval_clips import eval_clip_spec
 from convperceiver.data.layouts import dataset_subsets, video_root
+from convperceiver.data.records import VideoRecord, holdout_split
 from convperceiver.data.subsets import label_fraction_subset, select_classes
 from convperceiver.data.transforms import train_transform
 

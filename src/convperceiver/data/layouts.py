@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from convperceiver.data.datasets import (
+from convperceiver.data.records import (
     HMDB51_SOURCE,
     UCF101_SOURCE,
     VIDEO_SUFFIXES,

@@ -11,7 +11,7 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 
-from convperceiver.data.datasets import VideoRecord
+from convperceiver.data.records import VideoRecord
 from convperceiver.errors import ConfigError
 
 

@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from convperceiver.config import Config
-from convperceiver.data.datasets import VIDEO_SUFFIXES
+from convperceiver.data.records import VIDEO_SUFFIXES
 from convperceiver.engine.predict import VideoPredictor
 from convperceiver.errors import ConvPerceiverError, DemoError
 from convperceiver.explain.explain import CROSS_ATTENTION, explain_video
