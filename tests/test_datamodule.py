@@ -120,3 +120,23 @@ def test_training_clips_depend_on_the_epoch_not_on_the_workers(tiny):
         assert alone[epoch].keys() == workers[epoch].keys() == {0, 1, 2, 3}
         assert all(torch.equal(alone[epoch][i], workers[epoch][i]) for i in range(4))
     assert all(not torch.equal(alone[0][i], alone[1][i]) for i in range(4))
+
+
+@pytest.mark.skipif(
+    __import__("convperceiver.data.video_cuda", fromlist=["x"]).cuda_decoding_problem() is None,
+    reason="GPU decoding runs here, so there is no fallback to see",
+)
+def test_gpu_decoding_without_cuda_falls_back_to_pyav_with_one_warning(tiny, caplog):
+    datamodule = datamodule_for(tiny, workers=0)
+    datamodule.data = replace(datamodule.data, decoder="torchcodec-cuda")
+    datamodule.spec = replace(datamodule.spec, decoder="torchcodec-cuda")
+    reference = datamodule_for(tiny, workers=0)
+    with caplog.at_level("WARNING"):
+        clips = epoch_clips(datamodule, 1)[0]
+        views = next(iter(datamodule.test_dataloader()))
+    expected = epoch_clips(reference, 1)[0]
+    assert clips.keys() == expected.keys()
+    assert all(torch.equal(clips[label], expected[label]) for label in clips)
+    assert torch.equal(views["clip"], next(iter(reference.test_dataloader()))["clip"])
+    fallbacks = [r for r in caplog.records if "decoding with PyAV instead" in r.getMessage()]
+    assert len(fallbacks) <= 1  # said once per process (an earlier test may have said it)

@@ -30,6 +30,7 @@ from convperceiver.data.layouts import dataset_subsets, video_root
 from convperceiver.data.records import VideoRecord, holdout_split
 from convperceiver.data.subsets import label_fraction_subset, select_classes
 from convperceiver.data.transforms import train_transform
+from convperceiver.data.video import gpu_decoding
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ class VideoDataModule(pl.LightningDataModule):
             ),
             seed=self.seed,
             class_names=self.splits.class_names,
+            decoder=data.decoder,
         )
         dataset.set_epoch(self._epoch)
         return dataset
@@ -199,12 +201,16 @@ class VideoDataModule(pl.LightningDataModule):
     def _loader(
         self, dataset: Dataset, *, shuffle: bool, collate_fn: Callable | None = None
     ) -> DataLoader:
+        # CUDA cannot start in a forked worker: frames decoded on the GPU are decoded in the
+        # main process, and are on the device already, so nothing is pinned.
+        on_gpu = self.data.decoder == "torchcodec-cuda" and gpu_decoding()
         return clip_loader(
             dataset,
             batch_size=self.data.batch_size,
-            num_workers=self.data.num_workers,
+            num_workers=0 if on_gpu else self.data.num_workers,
             shuffle=shuffle,
             collate_fn=collate_fn,
+            pin_memory=not on_gpu,
         )
 
     def _eval_loader(self, records: list[VideoRecord]) -> DataLoader:
@@ -229,6 +235,7 @@ def clip_loader(
     num_workers: int,
     shuffle: bool,
     collate_fn: Callable | None = None,
+    pin_memory: bool = True,
 ) -> DataLoader:
     """The DataLoader every clip set is read through: training's, evaluation's, the benchmark's.
 
@@ -241,7 +248,7 @@ def clip_loader(
         shuffle=shuffle,
         num_workers=num_workers,
         collate_fn=collate_fn,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=pin_memory and torch.cuda.is_available(),
         persistent_workers=num_workers > 0,
         prefetch_factor=PREFETCH_FACTOR if num_workers > 0 else None,
         drop_last=shuffle and len(dataset) > batch_size,

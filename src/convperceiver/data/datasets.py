@@ -48,11 +48,13 @@ class TrainClipDataset(Dataset):
         transform: Callable[[torch.Tensor, random.Random], torch.Tensor],
         seed: int = 0,
         class_names: Sequence[str] | None = None,
+        decoder: str = "pyav",
     ) -> None:
         self.records = list(records)
         self.class_names = _class_names(self.records, class_names)
         self.num_frames, self.clip_duration, self.size = num_frames, clip_duration, size
         self.transform = transform
+        self.decoder = decoder
         self.seed = seed
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._durations: dict[int, float] = {}
@@ -104,7 +106,8 @@ class TrainClipDataset(Dataset):
             num_frames=self.num_frames,
             rng=rng,
         )
-        return self.transform(decode_clip(path, times, size=self.size), rng)
+        frames = decode_clip(path, times, size=self.size, decoder=self.decoder)
+        return self.transform(frames, rng)
 
 
 class EvalClipDataset(Dataset):

@@ -38,6 +38,7 @@ class EvalClipSpec:
     size: tuple[int, int] | None = (128, 171)  # (height, width) the decoder resizes to; None: as is
     crop_size: int = 112
     three_crop: bool = False  # left/centre/right crops of each clip instead of the centre one
+    decoder: str = "pyav"  # pyav | torchcodec-cuda (frames decoded on the GPU)
 
     @property
     def views_per_clip(self) -> int:
@@ -64,7 +65,7 @@ class EvalClipSpec:
 
     def decode(self, path: str | Path, times: list[float]) -> Tensor:
         """The frames (T, H, W, 3) uint8 at `times`, resized to `size`; raises `VideoError`."""
-        return decode_clip(path, times, size=self.size)
+        return decode_clip(path, times, size=self.size, decoder=self.decoder)
 
 
 def eval_clip_spec(data: DataConfig, evaluation: EvalConfig) -> EvalClipSpec:
@@ -79,6 +80,7 @@ def eval_clip_spec(data: DataConfig, evaluation: EvalConfig) -> EvalClipSpec:
         size=tuple(data.resize),
         crop_size=data.crop_size,
         three_crop=evaluation.three_crop,
+        decoder=data.decoder,
     )
 
 

@@ -278,7 +278,7 @@ def decode_clip(
         raise ValueError("decode_clip needs at least one time")
     if decoder not in DECODERS:
         raise ValueError(f"decoder={decoder!r} is not one of: {', '.join(DECODERS)}")
-    if decoder == "torchcodec-cuda" and _gpu_decoding():
+    if decoder == "torchcodec-cuda" and gpu_decoding():
         from convperceiver.data.video_cuda import decode_clip_cuda
 
         return decode_clip_cuda(path, times, size=size)
@@ -309,7 +309,7 @@ def decode_clip(
     return torch.from_numpy(clip)
 
 
-def _gpu_decoding() -> bool:
+def gpu_decoding() -> bool:
     """Whether TorchCodec's CUDA decoder runs here; when not, one log line says why."""
     from convperceiver.data.video_cuda import cuda_decoding_problem
 
