@@ -132,3 +132,12 @@ def test_ddp_pretraining_with_two_processes(synthetic_root, tmp_path):
     run = tmp_path / "ddp"
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / "reconstructions" / "epoch_000.png").is_file()
+
+
+def test_evaluating_a_pretraining_checkpoint_says_how_to_use_it(pretrained, capsys):
+    from convperceiver.cli import main
+
+    assert main(["evaluate", "--checkpoint", str(pretrained.best_checkpoint)]) == 2
+    message = capsys.readouterr().err.strip()
+    assert "a pretraining checkpoint" in message and "model.init_from=" in message
+    assert len(message.splitlines()) == 1

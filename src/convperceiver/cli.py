@@ -25,7 +25,7 @@ from convperceiver.profiling import command as profiling_command
 EXIT_USAGE = 2
 # In the order `convperceiver --help` lists them.
 COMMAND_GROUPS = (
-    engine_command,  # train, evaluate, predict
+    engine_command,  # train, pretrain, evaluate, predict
     profiling_command,  # summary, benchmark
     experiments_command,  # ablate
     explain_command,  # explain

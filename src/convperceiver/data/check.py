@@ -1,7 +1,7 @@
 """`convperceiver data check`: open every video a dataset would use and say what is wrong.
 
 Per file: missing from disk, cannot open, no video stream or zero frames (broken: training
-skips it); cut off or with a header that overstates its length (a warning: usable, with the
+replaces it); cut off or with a header that overstates its length (a warning: usable, with the
 frames it has) and shorter than a clip (a warning: usable, its frames are stretched). The
 summary counts videos per split and class and describes durations, frame rates and sizes.
 """
@@ -107,7 +107,11 @@ class CheckReport:
         lines.append(f"problems: {summary['broken']} broken, {summary['warnings']} warnings")
         for f in sorted(self.problems, key=lambda f: (not f.broken, f.path)):
             lines.append(f"  {'broken ' if f.broken else 'warning'}  {f.path}: {f.problem}")
-        verdict = "yes" if self.usable else "no: training skips the broken files, fix or drop them"
+        verdict = (
+            "yes"
+            if self.usable
+            else "no: training replaces the broken files by others, fix or drop them"
+        )
         lines.append(f"usable: {verdict}")
         return "\n".join(lines)
 

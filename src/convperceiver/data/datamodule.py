@@ -92,9 +92,12 @@ def build_splits(data: DataConfig, *, seed: int) -> Splits:
 
 
 def dataset_num_classes(data: DataConfig) -> int:
-    """The class count a config's dataset has, reading annotations only where it must."""
+    """The class count a config's dataset has, reading annotations only where it must; 0 for
+    unlabelled videos."""
     if data.classes is not None:
         return len(data.classes)
+    if data.dataset == "videos":
+        return 0
     if data.dataset == "synthetic":
         return data.synthetic.classes
     if data.dataset in KNOWN_CLASS_COUNTS:

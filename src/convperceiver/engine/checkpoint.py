@@ -71,7 +71,12 @@ def load_checkpoint(path: str | Path) -> SavedRun:
         class_names = state[LEGACY_KEY]["class_names"]
     else:
         hparams = state.get("hyper_parameters") or {}
-        if hparams.get("run_config") is None or "class_names" not in hparams:
+        if hparams.get("run_config") is not None and "class_names" not in hparams:
+            raise CheckpointError(
+                f"{path} is a pretraining checkpoint, with no classifier head: fine-tune from it"
+                f" with `train model.init_from={path}`"
+            )
+        if hparams.get("run_config") is None:
             raise CheckpointError(f"{path} is not a convperceiver checkpoint (no config inside)")
         config, class_names = hparams["run_config"], hparams["class_names"]
     model_state = {

@@ -41,7 +41,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     result = pretrain(load_args_config(args))
     print(f"val/loss (best checkpoint): {result.metrics.get('val/loss', float('nan')):.4f}")
-    print(f"fine-tune with: model.init_from={result.best_checkpoint}")
+    print(f"fine-tune with: model.init_from={result.run_dir / 'checkpoints' / 'last.ckpt'}")
     print(f"run folder: {result.run_dir}")
     return 0
 

@@ -17,11 +17,13 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from convperceiver.config import Config, to_dict
 from convperceiver.data.datamodule import VideoDataModule
+from convperceiver.data.eval_clips import eval_clip_spec
 from convperceiver.engine.callbacks import ClipThroughput
 from convperceiver.engine.pretrain_module import MaskedPretrainingModule
 from convperceiver.engine.reports import plot_curves
 from convperceiver.engine.train import RunResult, fitting_trainer, resolve_run
 from convperceiver.models.backbone import build_backbone
+from convperceiver.models.init_from import load_init_weights
 from convperceiver.models.pretraining import build_pretraining_model, token_grid
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ def build_pretraining_module(config: Config, run_dir: Path | None) -> MaskedPret
     """The model with its decoder (and teacher), and the module that trains it."""
     pretrain, trainer, data = config.pretrain, config.trainer, config.data
     # A clip must split into whole tubes: say so now, in one line, not at the first batch.
-    for frames in {data.num_frames, config.eval.num_frames or data.num_frames}:
+    for frames in {data.num_frames, eval_clip_spec(data, config.eval).num_frames}:
         token_grid(config.model, frames, data.crop_size, data.crop_size)
     teacher = None
     if pretrain.target == "pixels+teacher":
@@ -50,6 +52,9 @@ def build_pretraining_module(config: Config, run_dir: Path | None) -> MaskedPret
         teacher=teacher,
         teacher_weight=pretrain.teacher_weight,
     )
+    if config.model.init_from:
+        # Pretraining can start from any checkpoint of ours too: a classifier, or itself.
+        load_init_weights(model.encoder, config.model.init_from)
     return MaskedPretrainingModule(
         model=model,
         mean=config.data.mean,

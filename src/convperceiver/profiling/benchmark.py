@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from convperceiver.config import Config, ModelConfig
+from convperceiver.errors import ConfigError
 from convperceiver.models import build_model
 from convperceiver.profiling.execution import STOCK, ours_settings
 from convperceiver.profiling.flops import training_flops
@@ -133,6 +134,11 @@ def run_benchmark(
         from convperceiver.data.datamodule import dataset_num_classes
 
         num_classes = dataset_num_classes(config.data)
+    if num_classes == 0:
+        raise ConfigError(
+            f"data.dataset={config.data.dataset} has no labels: a classifier's speed needs a"
+            " class count; `benchmark --pretrain` times pretraining on it"
+        )
     train, infer = ours_settings(
         target, amp=amp, train_amp=train_amp, channels_last=channels_last, compile=compile
     )

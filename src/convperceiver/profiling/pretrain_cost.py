@@ -198,7 +198,8 @@ def pretrain_cost(
     target = resolve_device(device)
     batch_size = batch_size or (32 if target.type == "cuda" else 8)
     check_run_counts(batch_size=batch_size, repeats=repeats, warmup=warmup, threads=threads)
-    num_classes = num_classes or dataset_num_classes(config.data)
+    # The comparison's classifier needs a head; an unlabelled set gets one of a single class.
+    num_classes = num_classes or max(1, dataset_num_classes(config.data))
     weights = "none" if config.model.weights == "kinetics400" else config.model.weights
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, weights=weights))
     settings, _ = ours_settings(
