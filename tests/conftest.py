@@ -81,7 +81,7 @@ def tiny_clip():
 def tiny_synthetic_root(tmp_path_factory) -> Path:
     """The tiny config's synthetic set, written once per session."""
     from convperceiver.config import load_config
-    from convperceiver.data.datamodule import ensure_synthetic
+    from convperceiver.data.synthetic import ensure_synthetic
 
     root = tmp_path_factory.mktemp("synthetic") / "set"
     ensure_synthetic(load_config(None, tiny_overrides(root, root.parent, "unused")).data)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from convperceiver.data.layouts import dataset_subsets, video_root
 from convperceiver.data.records import VideoRecord
+from convperceiver.data.synthetic import ensure_synthetic
 from convperceiver.data.video import decode_all_frames, probe_video, write_video
 from convperceiver.errors import ConfigError, ConvPerceiverError, DatasetError, VideoError
 
@@ -140,8 +141,6 @@ def cache_dataset(
 
     `out` defaults to `data.cache`; the synthetic set is generated first if it is not there.
     """
-    from convperceiver.data.datamodule import ensure_synthetic  # imports Lightning
-
     cache = out or data.cache
     if not cache:
         raise ConfigError("data cache: give --out DIR or set data.cache")

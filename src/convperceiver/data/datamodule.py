@@ -29,6 +29,7 @@ from convperceiver.data.eval_clips import eval_clip_spec
 from convperceiver.data.layouts import dataset_subsets, video_root
 from convperceiver.data.records import VideoRecord, holdout_split
 from convperceiver.data.subsets import label_fraction_subset, select_classes
+from convperceiver.data.synthetic import ensure_synthetic
 from convperceiver.data.transforms import train_transform
 from convperceiver.data.video import gpu_decoding
 
@@ -103,15 +104,6 @@ def dataset_num_classes(data: DataConfig) -> int:
     if data.dataset in KNOWN_CLASS_COUNTS:
         return KNOWN_CLASS_COUNTS[data.dataset]
     return len(dataset_subsets(data.dataset, data.root, data.annotations, data.split)[1])
-
-
-def ensure_synthetic(data: DataConfig) -> None:
-    """Generate the synthetic set into `data.root` unless it is already there."""
-    if data.dataset != "synthetic":
-        return
-    from convperceiver.data.synthetic import synthesize
-
-    synthesize(data)
 
 
 class VideoDataModule(pl.LightningDataModule):

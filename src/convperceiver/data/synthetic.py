@@ -205,3 +205,9 @@ def synthesize(data: DataConfig, *, workers: int = 2) -> Path:
         )
     # SyntheticConfig's fields are generate_synthetic's keywords, one for one.
     return generate_synthetic(data.root, **dataclasses.asdict(data.synthetic), workers=workers)
+
+
+def ensure_synthetic(data: DataConfig) -> None:
+    """Generate the synthetic set into `data.root` unless it is there; other datasets: nothing."""
+    if data.dataset == "synthetic":
+        synthesize(data)

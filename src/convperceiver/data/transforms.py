@@ -60,10 +60,6 @@ class EvalTransform:
         self.crop_size = crop_size
         self.three_crop = three_crop
 
-    @property
-    def num_views(self) -> int:
-        return 3 if self.three_crop else 1
-
     def __call__(self, clip: Tensor) -> list[Tensor]:
         clip = _at_least(clip, self.crop_size)
         height, width = clip.shape[1:3]

@@ -76,7 +76,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from convperceiver.data.layouts import video_files
     from convperceiver.engine.predict import VideoPredictor
     from convperceiver.engine.train import model_from_checkpoint
-    from convperceiver.profiling.execution import inference_dtype
+    from convperceiver.models.runtime import inference_dtype
 
     paths, overrides = split_videos_and_overrides(args.inputs)
     videos = video_files(paths)

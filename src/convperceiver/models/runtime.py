@@ -1,11 +1,15 @@
-"""How a built model runs: its memory format, weights cast for autocast, parameter counts."""
+"""How a built model runs: its memory format, the autocast dtype and weights cast for it,
+parameter counts."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from convperceiver.errors import ConfigError
 from convperceiver.models.classifier import FreezableClassifier
+
+AMP_CHOICES = ("auto", "bf16", "off")  # --amp: bf16 where the device has it natively | bf16 | fp32
 
 
 def count_parameters(module: nn.Module, *, trainable: bool | None = None) -> int:
@@ -42,3 +46,19 @@ def cast_for_autocast(model: nn.Module, dtype: torch.dtype) -> nn.Module:
         if isinstance(module, (nn.Linear, nn.Conv3d)):
             module.to(dtype)
     return model
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Native bf16 arithmetic: AVX512-BF16 or AMX on CPU (oneDNN's check), Ampere+ on CUDA."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def inference_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of inference for amp: auto (bf16 where native) | bf16 | off (None)."""
+    if amp not in AMP_CHOICES:
+        raise ConfigError(f"amp {amp!r} is not one of: {', '.join(AMP_CHOICES)}")
+    if amp == "bf16" or (amp == "auto" and bf16_supported(device)):
+        return torch.bfloat16
+    return None

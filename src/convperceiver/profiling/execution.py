@@ -20,10 +20,12 @@ from torch import Tensor, nn
 from convperceiver.config import Config
 from convperceiver.data.synthetic_render import SYNTHETIC_CLASSES, render_video
 from convperceiver.data.transforms import normalize_clips
-from convperceiver.errors import ConfigError
-from convperceiver.models.runtime import cast_for_autocast, memory_format, set_memory_format
-
-AMP_CHOICES = ("auto", "bf16", "off")
+from convperceiver.models.runtime import (
+    cast_for_autocast,
+    inference_dtype,
+    memory_format,
+    set_memory_format,
+)
 
 
 @dataclass(frozen=True)
@@ -68,22 +70,6 @@ class Settings:
 
 
 STOCK = Settings()
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Native bf16 arithmetic: AVX512-BF16 or AMX on CPU (oneDNN's check), Ampere+ on CUDA."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-def inference_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of inference for amp: auto (bf16 where native) | bf16 | off (None)."""
-    if amp not in AMP_CHOICES:
-        raise ConfigError(f"amp {amp!r} is not one of: {', '.join(AMP_CHOICES)}")
-    if amp == "bf16" or (amp == "auto" and bf16_supported(device)):
-        return torch.bfloat16
-    return None
 
 
 def ours_settings(
