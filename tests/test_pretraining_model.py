@@ -27,7 +27,7 @@ def build(variant: str = "cross1_self1", *, teacher=None, **overrides):
     torch.manual_seed(0)
     config = tiny_model_config(**VARIANTS[variant])
     return build_pretraining_model(
-        config, mask_ratio=0.5, teacher=teacher, **{**DECODER, **overrides}
+        config, teacher=teacher, **{"mask_ratio": 0.5, **DECODER, **overrides}
     )
 
 
@@ -191,3 +191,16 @@ def test_a_training_step_on_cuda_under_bf16_autocast():
     output.loss.backward()
     assert torch.isfinite(output.loss) and next(teacher.parameters()).is_cuda
     assert [name for name, p in model.named_parameters() if p.grad is None] == []
+
+
+def test_mask_blocks_cover_whole_blocks_of_tokens_at_the_ratio():
+    model = build(mask_ratio=0.75, mask_block=2)
+    clip = clip_for("cross1_self1")
+    mask = fixed_mask(model, clip)  # (B, T', H', W'): the tiny CNN's 4x16x16 grid
+    assert mask.shape[1:] == (4, 16, 16)
+    blocks = rearrange(mask, "b t (h i) (w j) -> b t h w (i j)", i=2, j=2)
+    assert (blocks.all(-1) | ~blocks.any(-1)).all()  # every 2x2 block is all masked or all not
+    assert (mask[:, 0].flatten(1).float().mean(1) == 0.75).all()
+    assert torch.equal(mask, mask[:, :1].expand_as(mask))  # still a tube in time
+    with pytest.raises(ValueError, match="mask blocks"):
+        fixed_mask(build(mask_block=3), clip)

@@ -146,6 +146,7 @@ class RunConfig:
 @dataclass
 class PretrainConfig:
     mask_ratio: float = 0.75  # share of the CNN's spatial token cells masked, as tubes in time
+    mask_block: int = 1  # mask blocks of n x n token cells (at k=1 a cell is 2x2 pixels)
     decoder_dim: int = 128  # width of the Perceiver-IO decoder's queries
     decoder_depth: int = 0  # self-attention layers over the masked queries (quadratic in them)
     decoder_heads: int = 4
@@ -312,6 +313,7 @@ def validate(config: Config) -> None:
     _require(
         0 < pretrain.mask_ratio < 1, f"pretrain.mask_ratio={pretrain.mask_ratio} must be in (0, 1)"
     )
+    _require(pretrain.mask_block >= 1, f"pretrain.mask_block={pretrain.mask_block} must be >= 1")
     _require(
         not (data.dataset == "synthetic" and data.horizontal_flip),
         "data.horizontal_flip=true on the synthetic set would turn moving_left into moving_right:"

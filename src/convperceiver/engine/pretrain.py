@@ -36,7 +36,12 @@ def build_pretraining_module(config: Config, run_dir: Path | None) -> MaskedPret
     pretrain, trainer, data = config.pretrain, config.trainer, config.data
     # A clip must split into whole tubes: say so now, in one line, not at the first batch.
     for frames in {data.num_frames, eval_clip_spec(data, config.eval).num_frames}:
-        token_grid(config.model, frames, data.crop_size, data.crop_size)
+        _, height, _ = token_grid(config.model, frames, data.crop_size, data.crop_size)
+        if height % pretrain.mask_block:
+            raise ConfigError(
+                f"pretrain.mask_block={pretrain.mask_block} does not divide the {height}x{height}"
+                " token grid of the configured crop"
+            )
     teacher = None
     if pretrain.target == "pixels+teacher":
         # The teacher is the same CNN with the config's weights, frozen: its features are the
@@ -45,6 +50,7 @@ def build_pretraining_module(config: Config, run_dir: Path | None) -> MaskedPret
     model = build_pretraining_model(
         config.model,
         mask_ratio=pretrain.mask_ratio,
+        mask_block=pretrain.mask_block,
         decoder_dim=pretrain.decoder_dim,
         decoder_depth=pretrain.decoder_depth,
         decoder_heads=pretrain.decoder_heads,

@@ -19,7 +19,7 @@ from torch import Tensor
 from convperceiver.config import OptimConfig
 from convperceiver.engine.clip_module import ClipModule
 from convperceiver.engine.reconstructions import plot_reconstructions
-from convperceiver.models.masking import tube_mask, upsample_mask
+from convperceiver.models.masking import upsample_mask
 from convperceiver.models.pretraining import MaskedVideoModel, PretrainOutput
 from convperceiver.models.runtime import set_memory_format
 
@@ -103,10 +103,7 @@ class MaskedPretrainingModule(ClipModule):
         )
 
     def _fixed_mask(self, clip: Tensor, batch_idx: int) -> Tensor:
-        generator = torch.Generator().manual_seed(batch_idx)
-        grid = self.model.grid(clip)
-        mask = tube_mask(len(clip), grid, ratio=self.model.mask_ratio, generator=generator)
-        return mask.to(clip.device)
+        return self.model.random_mask(clip, generator=torch.Generator().manual_seed(batch_idx))
 
     def _log_losses(self, stage: str, output: PretrainOutput, batch_size: int) -> None:
         on_step = stage == "train"

@@ -155,6 +155,7 @@ class MaskedVideoModel(nn.Module):
         *,
         encoder: ConvPerceiver | R2Plus1DClassifier,
         mask_ratio: float = 0.75,
+        mask_block: int = 1,
         decoder_dim: int = 128,
         decoder_depth: int = 0,
         decoder_heads: int = 4,
@@ -188,7 +189,10 @@ class MaskedVideoModel(nn.Module):
         convert_to_masked(encoder.backbone)
         self.encoder = encoder
         self.hybrid = isinstance(encoder, ConvPerceiver)
+        if mask_block < 1:
+            raise ValueError(f"mask_block={mask_block} must be >= 1")
         self.mask_ratio = mask_ratio
+        self.mask_block = mask_block
         self.normalize_target = normalize_target
         self.teacher_weight = teacher_weight
         self.fourier_bands, self.max_freq = fourier_bands, max_freq
@@ -223,14 +227,26 @@ class MaskedVideoModel(nn.Module):
         return tuple(n // step for n, step in zip(size, self.tube, strict=True))
 
     def random_mask(self, clip: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """A tube mask at `mask_ratio` on `clip`'s token grid, on its device."""
-        return tube_mask(
+        """A tube mask at `mask_ratio` on `clip`'s token grid, on its device.
+
+        With `mask_block` b > 1 the mask is drawn on a grid b times coarser in height and width
+        and each of its cells covers b x b tokens, so a masked token's neighbours are mostly
+        masked too and cannot simply be interpolated.
+        """
+        frames, height, width = self.grid(clip)
+        block = self.mask_block
+        if height % block or width % block:
+            raise ValueError(
+                f"a {height}x{width} token grid does not split into {block}x{block} mask blocks"
+            )
+        coarse = tube_mask(
             clip.shape[0],
-            self.grid(clip),
+            (frames, height // block, width // block),
             ratio=self.mask_ratio,
             generator=generator,
             device=clip.device,
         )
+        return coarse.repeat_interleave(block, dim=2).repeat_interleave(block, dim=3)
 
     def position_features(self, grid: tuple[int, int, int], like: Tensor) -> Tensor:
         """(M, P) Fourier features of the grid's cells, the ones the encoder's tokens carry."""
@@ -322,6 +338,7 @@ def build_pretraining_model(
     model_config: ModelConfig,
     *,
     mask_ratio: float = 0.75,
+    mask_block: int = 1,
     decoder_dim: int = 128,
     decoder_depth: int = 0,
     decoder_heads: int = 4,
@@ -345,6 +362,7 @@ def build_pretraining_model(
     return MaskedVideoModel(
         encoder=build_model(model_config, num_classes=1),
         mask_ratio=mask_ratio,
+        mask_block=mask_block,
         decoder_dim=decoder_dim,
         decoder_depth=decoder_depth,
         decoder_heads=decoder_heads,
