@@ -294,6 +294,20 @@ def validate(config: Config) -> None:
     _require(data.clip_duration > 0, f"data.clip_duration={data.clip_duration} must be > 0")
     _require(0 < data.val_fraction < 1, f"data.val_fraction={data.val_fraction} must be in (0, 1)")
     _require(data.batch_size >= 1, f"data.batch_size={data.batch_size} must be >= 1")
+    evaluation = config.eval
+    _require(
+        evaluation.num_frames is None or evaluation.num_frames >= 1,
+        f"eval.num_frames={evaluation.num_frames} must be >= 1 (or null: data.num_frames)",
+    )
+    _require(
+        evaluation.clip_duration is None or evaluation.clip_duration > 0,
+        f"eval.clip_duration={evaluation.clip_duration} must be > 0 (or null: data.clip_duration)",
+    )
+    _require(
+        evaluation.num_clips >= 0 and evaluation.max_clips >= 0,
+        f"eval.num_clips={evaluation.num_clips} and eval.max_clips={evaluation.max_clips}"
+        " must be >= 0",
+    )
     _require(
         config.trainer.val_every_n_epochs >= 1,
         f"trainer.val_every_n_epochs={config.trainer.val_every_n_epochs} must be >= 1",
