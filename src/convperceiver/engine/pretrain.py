@@ -21,8 +21,8 @@ from convperceiver.data.eval_clips import eval_clip_spec
 from convperceiver.engine.callbacks import ClipThroughput
 from convperceiver.engine.pretrain_module import MaskedPretrainingModule
 from convperceiver.engine.reports import plot_curves
-from convperceiver.errors import ConfigError
 from convperceiver.engine.train import RunResult, fitting_trainer, resolve_run
+from convperceiver.errors import ConfigError
 from convperceiver.models.backbone import build_backbone
 from convperceiver.models.init_from import load_init_weights
 from convperceiver.models.pretraining import build_pretraining_model, token_grid
