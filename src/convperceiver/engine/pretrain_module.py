@@ -99,7 +99,12 @@ class MaskedPretrainingModule(ClipModule):
             folder / f"epoch_{epoch:03d}.png",
             mean=self.normalizer.mean.tolist(),
             std=self.normalizer.std.tolist(),
-            title=f"epoch {epoch}: mask ratio {self.model.mask_ratio}",
+            title=f"epoch {epoch}: mask ratio {self.model.mask_ratio}"
+            + (
+                "; masked tubes drawn with their own mean and std, as VideoMAE draws them"
+                if self.model.normalize_target
+                else ""
+            ),
         )
 
     def _fixed_mask(self, clip: Tensor, batch_idx: int) -> Tensor:
