@@ -101,7 +101,7 @@ class MaskedPretrainingModule(ClipModule):
             std=self.normalizer.std.tolist(),
             title=f"epoch {epoch}: mask ratio {self.model.mask_ratio}"
             + (
-                "; masked tubes drawn with their own mean and std, as VideoMAE draws them"
+                "\nmasked tubes drawn with their own mean and std, as VideoMAE draws them"
                 if self.model.normalize_target
                 else ""
             ),
