@@ -74,7 +74,10 @@ def test_the_training_notebook_runs_top_to_bottom(tmp_path, tiny_synthetic_root,
     images = [
         kind for output in outputs for kind in output.get("data", {}) if kind.startswith("image/")
     ]
-    # The data figure, the curves, the confusion matrix and the overlay's contact sheet; its GIF.
-    assert images.count("image/png") == 4 and images.count("image/gif") == 1
+    # The data figure, the curves, the confusion matrix, the overlay's contact sheet and the
+    # pretraining's reconstructions; the overlay's GIF.
+    assert images.count("image/png") == 5 and images.count("image/gif") == 1
     assert "video_top1" in text and "cross-attention" in text
+    assert "a tenth of the labels, from the pretrained encoder" in text
     assert list(tmp_path.glob("runs/*/checkpoints/best.ckpt"))
+    assert list(tmp_path.glob("runs/*_pretrain_*/reconstructions/epoch_000.png"))
