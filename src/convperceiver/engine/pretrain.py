@@ -9,7 +9,6 @@ works, and so does `data.dataset=videos`, a folder of unlabelled videos. Fine-tu
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -26,8 +25,6 @@ from convperceiver.errors import ConfigError
 from convperceiver.models.backbone import build_backbone
 from convperceiver.models.init_from import load_init_weights
 from convperceiver.models.pretraining import build_pretraining_model, token_grid
-
-log = logging.getLogger(__name__)
 
 MONITOR = "val/loss"
 
