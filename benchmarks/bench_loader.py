@@ -4,13 +4,16 @@ Our loader is built as training builds it (`VideoDataModule.train_dataloader`: a
 dataset over a generated set, `data.cache` for the cached rows), at the seed's clip: 16 frames
 from a random 2 s window, resized to 128x171 while decoding, randomly cropped to 112 and
 flipped, uint8, batch 8. It reads each set from its original files and through the cache
-(`convperceiver data cache`, written once beside the set). The peer is MMAction2's decord
-pipeline (`decord_peer.py`) through the same DataLoader settings (`datamodule.clip_loader`),
+(`convperceiver data cache`, written once beside the set), and through the cache once more with
+torch's hand-off (each batch stacked into fresh shared memory) in place of ours (reused slots,
+`batch_slots.py`). The peer is MMAction2's decord pipeline (`decord_peer.py`) through the same
+DataLoader settings (`datamodule.clip_loader`) with torch's hand-off, as MMAction2 has it,
 when decord imports. Sets come from `bench_sets.py` and are written once under `--sets`.
 
 Each rate is the median of `--repeats` interleaved rounds of `--seconds` each, timed after
 every worker has delivered a batch, and is printed with its ratio to our in-process loader on
-the original files of the same set, measured in the same run. From the 1-worker rate and the
+the original files of the same set, measured in the same run. Each source's scaling follows:
+1 worker against in-process, and n workers against 1. From the 1-worker rate and the
 scaling observed up to the most workers measured, it estimates the workers that feed a GPU
 training at `--train-rate` clips/s (defaults: `k8_cross1_self1` on one H100 in RESULTS.md,
 fp32 and bf16) or at the rates of a `convperceiver benchmark --json` file.
@@ -30,7 +33,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ from convperceiver.profiling.measure import cpu_threads
 
 H100_TRAIN_RATES = {"fp32": 200.0, "bf16": 410.0}  # k8_cross1_self1, batch 32, RESULTS.md
 BASELINE = ("ours original", 0)
+TORCH_HANDOFF = "cache, torch hand-off"  # ours through the cache, batches in fresh shared memory
 SIZE = (128, 171)
 CACHE = "cache"  # the cache's folder inside a set's folder
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -68,9 +72,16 @@ def data_config(folder: Path, *, workers: int, cached: bool) -> DataConfig:
     )
 
 
-def ours(folder: Path, *, workers: int, cached: bool) -> tuple[DataLoader, VideoDataModule]:
+def ours(
+    folder: Path, *, workers: int, cached: bool, slots: bool = True
+) -> tuple[DataLoader, Callable[[int], None]]:
+    """Training's loader and its `set_epoch`; `slots=False` hands batches over torch's way."""
     module = VideoDataModule(data_config(folder, workers=workers, cached=cached), EvalConfig())
-    return module.train_dataloader(), module
+    if slots:
+        return module.train_dataloader(), module.set_epoch
+    dataset = module.train_dataset()
+    loader = clip_loader(dataset, batch_size=8, num_workers=workers, shuffle=True)
+    return loader, dataset.set_epoch
 
 
 def decord_loader(folder: Path, *, workers: int) -> DataLoader:
@@ -103,7 +114,7 @@ def cpu_seconds() -> float:
 
 
 def clips_per_second(
-    loader: DataLoader, module: VideoDataModule | None, *, workers: int, seconds: float
+    loader: DataLoader, set_epoch: Callable[[int], None] | None, *, workers: int, seconds: float
 ) -> tuple[float, float]:
     """Clips/s and CPU ms per clip over about `seconds`, after each worker's first batch.
 
@@ -120,8 +131,8 @@ def clips_per_second(
         batch = next(batches, None)
         if batch is None:
             epoch += 1
-            if module is not None:
-                module.set_epoch(epoch)
+            if set_epoch is not None:
+                set_epoch(epoch)
             batches = iter(loader)
             continue
         clips += len(batch["clip"])
@@ -133,7 +144,7 @@ def measure_set(
     folder: Path, *, workers: Sequence[int], seconds: float, repeats: int, peer: bool
 ) -> dict[str, dict[int, tuple[float, float]]]:
     """Median (clips/s, CPU ms/clip) of each source and worker count, rounds interleaved."""
-    sources = ["ours original", "ours cache"] + (["decord original"] if peer else [])
+    sources = ["ours original", "ours cache", TORCH_HANDOFF] + (["decord original"] if peer else [])
     runs: dict[str, dict[int, list[tuple[float, float]]]] = {
         s: {w: [] for w in workers} for s in sources
     }
@@ -141,11 +152,16 @@ def measure_set(
         for source in sources:
             for count in workers:
                 if source == "decord original":
-                    loader, module = decord_loader(folder, workers=count), None
+                    loader, set_epoch = decord_loader(folder, workers=count), None
                 else:
-                    loader, module = ours(folder, workers=count, cached=source == "ours cache")
+                    loader, set_epoch = ours(
+                        folder,
+                        workers=count,
+                        cached=source != "ours original",
+                        slots=source != TORCH_HANDOFF,
+                    )
                 runs[source][count].append(
-                    clips_per_second(loader, module, workers=count, seconds=seconds)
+                    clips_per_second(loader, set_epoch, workers=count, seconds=seconds)
                 )
                 del loader  # shuts its workers down before the next measurement
     return {
@@ -182,6 +198,16 @@ def workers_needed(
         "efficiency": round(efficiency, 2),
         "by_cpu": by_cpu,
     }
+
+
+def scaling(rates: dict[int, float]) -> dict[str, float]:
+    """1 worker's rate over in-process, and each larger count's over 1 worker's."""
+    if 1 not in rates:
+        return {}
+    ratios = {"1 worker / in-process": rates[1] / rates[0]} if 0 in rates else {}
+    for count in sorted(w for w in rates if w > 1):
+        ratios[f"{count} workers / 1"] = rates[count] / rates[1]
+    return {k: round(v, 2) for k, v in ratios.items()}
 
 
 def train_rates(args: argparse.Namespace) -> dict[str, float]:
@@ -254,6 +280,13 @@ def report_text(result: dict[str, Any], rates: dict[str, float]) -> str:
             )
             lines.append(f"{count:8d}{cells}")
         lines.append(
+            "scaling: "
+            + "; ".join(
+                f"{source} " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
+                for source, ratios in entry["scaling"].items()
+            )
+        )
+        lines.append(
             "workers needed to feed "
             + ", ".join(f"{label} = {rate:.0f} clips/s" for label, rate in rates.items())
         )
@@ -297,6 +330,7 @@ def measure_sets(
         entry["ratio_to_baseline"] = {
             s: {str(w): round(r / base, 2) for w, r in by.items()} for s, by in rates_by.items()
         }
+        entry["scaling"] = {s: scaling(by) for s, by in rates_by.items()}
         most = max(workers)
         entry["workers_needed"] = {
             s: {

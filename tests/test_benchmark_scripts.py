@@ -45,13 +45,14 @@ def test_loader_benchmark_gives_a_rate_per_worker_count(tmp_path, capsys):
     assert torch.get_num_threads() == threads  # the caller's process is left as it was
     (entry,) = result["sets"].values()
     assert entry["videos"] == 10 and entry["generate_s"] > 0
-    assert set(entry["clips_per_s"]) == {"ours original", "ours cache"}
+    assert set(entry["clips_per_s"]) == {"ours original", "ours cache", "cache, torch hand-off"}
     for source, rates in entry["clips_per_s"].items():
         assert set(rates) == {"0", "1"}  # in-process is always measured: it is the baseline
         assert all(rate > 0 for rate in rates.values())
         assert all(cpu > 0 for cpu in entry["cpu_ms_per_clip"][source].values())
         assert set(entry["workers_needed"][source]) == {"model"}
     assert entry["ratio_to_baseline"]["ours original"]["0"] == 1.0
+    assert set(entry["scaling"]["ours cache"]) == {"1 worker / in-process"}
     assert result["train_rates"] == {"model": 300.0} and result["decord"] is None
     # The set is kept on disk: asking again writes nothing.
     assert ensure_set(SETS["hmdb51-like"], tmp_path, count=10)[1] == 0.0
@@ -65,6 +66,16 @@ def test_workers_needed_extrapolates_with_the_observed_scaling():
     needed = workers_needed(rates, 100.0, cpu_ms=25.0)  # 40 clips/s of CPU per core
     assert needed == {"workers": 4, "measured": False, "efficiency": 0.75, "by_cpu": 3}
     assert workers_needed({0: 50.0, 1: 40.0}, 100.0)["workers"] == 3
+
+
+def test_scaling_compares_one_worker_with_in_process_and_more_with_one():
+    from bench_loader import scaling
+
+    assert scaling({0: 50.0, 1: 45.0, 2: 81.0}) == {
+        "1 worker / in-process": 0.9,
+        "2 workers / 1": 1.8,
+    }
+    assert scaling({0: 50.0}) == {}
 
 
 def test_attention_scaling_times_the_cnn_and_the_attention_apart(capsys):

@@ -6,7 +6,8 @@ training videos held out grouped by source, so no film or group straddles the li
 (`val_protocol: holdout`, the default). A layout with no test part holds one out the same way.
 
 Loaders carry uint8 clips (B, T, crop, crop, 3); the model normalises them on its device
-(`transforms.normalize_clips`). Evaluation batches leave out views that failed to decode
+(`transforms.normalize_clips`). Workers hand batches over through shared-memory slots
+allocated once (`batch_slots`). Evaluation batches leave out views that failed to decode
 (`collate_eval`) and say how many in `dropped`.
 """
 
@@ -20,9 +21,15 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset
 
 from convperceiver.config import DataConfig, EvalConfig
+from convperceiver.data.batch_slots import (
+    SPARE_SLOTS,
+    BatchSlots,
+    allocate_slots,
+    collate_clips,
+)
 from convperceiver.data.cache import read_through_cache
 from convperceiver.data.datasets import EvalClipDataset, TrainClipDataset
 from convperceiver.data.eval_clips import eval_clip_spec
@@ -194,7 +201,12 @@ class VideoDataModule(pl.LightningDataModule):
         return EvalClipDataset(records, spec=self.spec, class_names=self.splits.class_names)
 
     def _loader(
-        self, dataset: Dataset, *, shuffle: bool, collate_fn: Callable | None = None
+        self,
+        dataset: Dataset,
+        *,
+        shuffle: bool,
+        item_shape: Sequence[int],
+        collate: Callable[..., dict[str, Any]] = collate_clips,
     ) -> DataLoader:
         # CUDA cannot start in a forked worker: frames decoded on the GPU are decoded in the
         # main process, and are on the device already, so nothing is pinned.
@@ -204,17 +216,23 @@ class VideoDataModule(pl.LightningDataModule):
             batch_size=self.data.batch_size,
             num_workers=0 if on_gpu else self.data.num_workers,
             shuffle=shuffle,
-            collate_fn=collate_fn,
+            item_shape=item_shape,
+            collate=collate,
             pin_memory=not on_gpu,
         )
 
     def _eval_loader(self, records: list[VideoRecord]) -> DataLoader:
-        collate = partial(collate_eval, view_shape=self.spec.view_shape)
-        return self._loader(self.eval_dataset(records), shuffle=False, collate_fn=collate)
+        shape = self.spec.view_shape
+        collate = partial(collate_eval, view_shape=shape)
+        return self._loader(
+            self.eval_dataset(records), shuffle=False, item_shape=shape, collate=collate
+        )
 
     def train_dataloader(self) -> DataLoader:
         self._train_set = self.train_dataset()
-        return self._loader(self._train_set, shuffle=True)
+        data = self.data
+        shape = (data.num_frames, data.crop_size, data.crop_size, 3)
+        return self._loader(self._train_set, shuffle=True, item_shape=shape)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.splits.val)
@@ -229,20 +247,31 @@ def clip_loader(
     batch_size: int,
     num_workers: int,
     shuffle: bool,
-    collate_fn: Callable | None = None,
+    item_shape: Sequence[int] | None = None,
+    collate: Callable[..., dict[str, Any]] = collate_clips,
     pin_memory: bool = True,
 ) -> DataLoader:
     """The DataLoader every clip set is read through: training's, evaluation's, the benchmark's.
 
+    `collate(items, slots=...)` batches dict items with a "clip"; given the clips' `item_shape`,
+    workers stack them into shared-memory slots allocated here, once (`batch_slots`).
     Persistent workers keep each worker's open state (durations probed, broken files known)
     across epochs; memory is pinned where CUDA is there, so copies to the GPU can overlap.
     """
+    slots = None
+    if num_workers > 0 and item_shape is not None:
+        slots = allocate_slots(
+            workers=num_workers,
+            slots_per_worker=PREFETCH_FACTOR + SPARE_SLOTS,
+            batch_size=batch_size,
+            item_shape=item_shape,
+        )
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
         num_workers=num_workers,
-        collate_fn=collate_fn,
+        collate_fn=partial(collate, slots=slots),
         pin_memory=pin_memory and torch.cuda.is_available(),
         persistent_workers=num_workers > 0,
         prefetch_factor=PREFETCH_FACTOR if num_workers > 0 else None,
@@ -251,7 +280,10 @@ def clip_loader(
 
 
 def collate_eval(
-    items: Sequence[dict[str, Any] | None], *, view_shape: Sequence[int]
+    items: Sequence[dict[str, Any] | None],
+    *,
+    view_shape: Sequence[int],
+    slots: BatchSlots | None = None,
 ) -> dict[str, Any]:
     """Batch the evaluation items that decoded; `dropped` counts the Nones left out.
 
@@ -260,7 +292,7 @@ def collate_eval(
     """
     kept = [item for item in items if item is not None]
     if kept:
-        batch = default_collate(kept)
+        batch = collate_clips(kept, slots)
     else:
         empty = torch.empty(0, dtype=torch.int64)
         batch = {
