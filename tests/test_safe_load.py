@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from convperceiver.errors import CheckpointError, WeightsError
-from convperceiver.models.backbone import read_state_dict
-from convperceiver.safe_load import load_tensor_file
+from convperceiver.safe_load import load_state_dict_file, load_tensor_file
 
 SYSTEM = f"{os.system.__module__}.system"  # posix.system, or nt.system on Windows
 
@@ -85,8 +84,8 @@ def test_tensors_and_plain_data_load(tmp_path):
     assert torch.equal(loaded["state_dict"]["w"], saved["state_dict"]["w"])
 
 
-def test_read_state_dict_refuses_code_as_a_weights_error(tmp_path):
+def test_a_state_dict_file_refuses_code_as_a_weights_error(tmp_path):
     files, marker = hostile_files(tmp_path)
     with pytest.raises(WeightsError, match=rf"^refused: .*{SYSTEM}"):
-        read_state_dict(files["plain pickle"])
+        load_state_dict_file(files["plain pickle"], what="weights file")
     assert not marker.exists()

@@ -14,8 +14,9 @@ import warnings
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
-from convperceiver.errors import ConvPerceiverError
+from convperceiver.errors import ConvPerceiverError, WeightsError
 
 # torch names a refused global as "GLOBAL posix.system" in its message.
 _TORCH_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
@@ -84,3 +85,22 @@ def load_tensor_file(path: str | Path, *, what: str, error: type[ConvPerceiverEr
         raise error(
             f"{what} {path} is not a PyTorch tensor file ({_reason(path, failure)})"
         ) from failure
+
+
+def load_state_dict_file(path: str | Path, *, what: str) -> dict[str, Tensor]:
+    """The tensors of a state_dict file, or of a Lightning checkpoint's `state_dict`.
+
+    Every failure is one `WeightsError` line that names the file as `what`.
+    """
+    state = load_tensor_file(path, what=what, error=WeightsError)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(value, Tensor) for value in state.values())
+    ):
+        raise WeightsError(
+            f"{what} {path} is neither a checkpoint with a 'state_dict' nor a state_dict of tensors"
+        )
+    return state

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
 
 from convperceiver.errors import WeightsError
-from convperceiver.safe_load import load_tensor_file
+from convperceiver.safe_load import load_state_dict_file
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +81,6 @@ def kinetics_state_dict() -> dict[str, Tensor]:
         ) from error
 
 
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """A state_dict file saved with torch.save, read without running pickled code."""
-    state = load_tensor_file(path, what="weights file", error=WeightsError)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise WeightsError(f"weights file {path} does not hold a state_dict of tensors")
-    return state
-
-
 def load_backbone_weights(
     backbone: TruncatedR2Plus1D, state: dict[str, Tensor], *, source: str
 ) -> None:
@@ -130,5 +120,7 @@ def build_backbone(*, cnn_blocks: int, weights: str = "none") -> TruncatedR2Plus
     if weights == "kinetics400":
         load_backbone_weights(backbone, kinetics_state_dict(), source="Kinetics-400 weights")
     elif weights != "none":
-        load_backbone_weights(backbone, read_state_dict(weights), source=weights)
+        load_backbone_weights(
+            backbone, load_state_dict_file(weights, what="weights file"), source=weights
+        )
     return backbone

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from convperceiver.errors import WeightsError
 from convperceiver.models.classifier import R2Plus1DClassifier
-from convperceiver.safe_load import load_tensor_file
+from convperceiver.safe_load import load_state_dict_file
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +44,6 @@ class InitReport:
             line += " (" + "; ".join(f"{name}: {why}" for name, why in shown)
             line += f"; {more} more)" if more else ")"
         return line
-
-
-def read_checkpoint_tensors(path: Path) -> dict[str, Tensor]:
-    """The state_dict of a Lightning checkpoint or a plain state_dict file, read safely."""
-    if not path.is_file():
-        raise WeightsError(f"model.init_from: file not found: {path}")
-    state = load_tensor_file(path, what="model.init_from file", error=WeightsError)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if (
-        not isinstance(state, dict)
-        or not state
-        or not all(isinstance(value, Tensor) for value in state.values())
-    ):
-        raise WeightsError(
-            f"model.init_from: {path} is neither a checkpoint with a 'state_dict' "
-            "nor a state_dict of tensors"
-        )
-    return state
 
 
 def map_keys(state: dict[str, Tensor], *, torchvision_head: bool) -> dict[str, Tensor]:
@@ -95,7 +76,7 @@ def load_init_weights(model: nn.Module, path: str | Path) -> InitReport:
     of 2 dims or more outside the head) matches: the file holds another architecture.
     """
     path = Path(path)
-    state = read_checkpoint_tensors(path)
+    state = load_state_dict_file(path, what="model.init_from file")
     source = map_keys(state, torchvision_head=isinstance(model, R2Plus1DClassifier))
     report = InitReport(path=path)
     chosen = {}
