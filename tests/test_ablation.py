@@ -1,5 +1,9 @@
 import csv
+import json
+import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -7,7 +11,7 @@ from conftest import tiny_overrides
 
 from convperceiver.cli import main
 from convperceiver.errors import ConfigError
-from convperceiver.experiments import ablation
+from convperceiver.experiments import ablation, pretraining_runs
 
 
 def suite_overrides(folder: Path, root: Path) -> list[str]:
@@ -274,3 +278,39 @@ def test_init_from_must_name_a_pretraining_run_or_a_file(tmp_path, tiny_syntheti
     suite_file.write_text(suite_file.read_text().replace("init_from: masked", "init_from: maskd"))
     with pytest.raises(ConfigError, match="init_from 'maskd' is neither a pretraining run"):
         ablation.load_suite(suite_file)
+
+
+def test_a_shard_waiting_on_pretraining_gives_up_when_shard_0_is_gone(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretraining_runs, "WAIT_SECONDS", 0.01)
+    monkeypatch.setattr(pretraining_runs, "GIVE_UP_SECONDS", 0.2)
+    spec = pretraining_runs.PretrainingSpec(name="masked")
+    # A heartbeat left by an earlier shard 0, long stopped, is no sign of life.
+    beat = tmp_path / "pretraining" / pretraining_runs.HEARTBEAT_FILE
+    beat.parent.mkdir()
+    beat.touch()
+    os.utime(beat, (time.time() - 3600, time.time() - 3600))
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match="shard 0 has shown no sign of life"):
+        pretraining_runs.wait_for([spec], tmp_path)
+    assert time.perf_counter() - started >= 0.2
+
+
+def test_a_shard_waits_while_shard_0_beats_and_reads_its_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretraining_runs, "WAIT_SECONDS", 0.01)
+    monkeypatch.setattr(pretraining_runs, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(pretraining_runs, "GIVE_UP_SECONDS", 0.3)
+    spec = pretraining_runs.PretrainingSpec(name="masked")
+    result = pretraining_runs.run_folder(tmp_path, spec) / pretraining_runs.RESULT_FILE
+
+    def shard_0() -> None:
+        with pretraining_runs.heartbeat(tmp_path):
+            time.sleep(1.0)  # longer than GIVE_UP_SECONDS: only the heartbeat keeps it waiting
+            result.parent.mkdir(parents=True)
+            result.write_text(json.dumps({"name": "masked"}))
+
+    thread = threading.Thread(target=shard_0)
+    thread.start()
+    try:
+        assert pretraining_runs.wait_for([spec], tmp_path) == [{"name": "masked"}]
+    finally:
+        thread.join()

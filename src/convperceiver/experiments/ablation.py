@@ -36,6 +36,7 @@ import json
 import logging
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -322,12 +323,14 @@ def run_suite(
     """
     index, count = shard
     if index == 0:
-        pretrained = [
-            pretraining_runs.run_pretraining(
-                spec, suite.resolve_pretraining(spec), suite.output_dir
-            )
-            for spec in suite.pretraining
-        ]
+        alive = pretraining_runs.heartbeat(suite.output_dir) if suite.pretraining else nullcontext()
+        with alive:
+            pretrained = [
+                pretraining_runs.run_pretraining(
+                    spec, suite.resolve_pretraining(spec), suite.output_dir
+                )
+                for spec in suite.pretraining
+            ]
     else:
         pretrained = pretraining_runs.wait_for(suite.pretraining, suite.output_dir)
     jobs = [(v, seed) for v in suite.variants for seed in (v.seeds or suite.seeds)]

@@ -11,9 +11,11 @@ A suite file may list them before its sections:
         overrides: ["data.classes=[a_then_b,b_then_a]"]
 
 Each runs once, with the suite's first seed, into `<output_dir>/pretraining/<name>/` and leaves
-`pretrain.json` there when done. A variant's `init_from: masked` becomes
-`model.init_from=<that run>/checkpoints/<last.ckpt | best.ckpt>`: the last checkpoint of masked
-pretraining (as VideoMAE fine-tunes from), the best one of supervised training.
+`pretrain.json` there when done. Shard 0 runs them; other shards wait, and give up with one
+line when shard 0 has shown no sign of life (`shard0.alive`, touched every 30 s) for 10 min.
+A variant's `init_from: masked` becomes `model.init_from=<that run>/checkpoints/<last.ckpt |
+best.ckpt>`: the last checkpoint of masked pretraining (as VideoMAE fine-tunes from), the best
+one of supervised training.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +34,16 @@ from typing import Any
 from omegaconf import MISSING
 
 from convperceiver.config import Config
+from convperceiver.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "pretrain.json"
 STAGES = ("pretrain", "train")
 WAIT_SECONDS = 30  # how often a shard that needs another shard's pretraining looks again
+HEARTBEAT_FILE = "shard0.alive"  # in <output_dir>/pretraining/, touched while shard 0 runs them
+HEARTBEAT_SECONDS = 30
+GIVE_UP_SECONDS = 600  # no sign of shard 0 for this long: a waiting shard stops
 
 
 @dataclass
@@ -85,11 +94,45 @@ def run_pretraining(spec: PretrainingSpec, config: Config, output_dir: Path) -> 
     return result
 
 
+@contextmanager
+def heartbeat(output_dir: Path) -> Iterator[None]:
+    """Touch the heartbeat file every HEARTBEAT_SECONDS while the block runs (shard 0)."""
+    path = output_dir / "pretraining" / HEARTBEAT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+
+    def beat() -> None:
+        path.touch()
+        while not stop.wait(HEARTBEAT_SECONDS):
+            path.touch()
+
+    thread = threading.Thread(target=beat, name="shard0-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def wait_for(specs: list[PretrainingSpec], output_dir: Path) -> list[dict[str, Any]]:
-    """The results of pretraining runs another shard is doing, once they are all there."""
+    """The results of the pretraining runs shard 0 is doing, once they are all there.
+
+    Raises a ConfigError when neither the results nor a heartbeat of shard 0 newer than
+    GIVE_UP_SECONDS have appeared since this shard began to wait.
+    """
     files = [run_folder(output_dir, spec) / RESULT_FILE for spec in specs]
+    beat = output_dir / "pretraining" / HEARTBEAT_FILE
+    started = time.time()
     announced = False
     while not all(path.is_file() for path in files):
+        last_sign = max(started, beat.stat().st_mtime if beat.is_file() else 0.0)
+        if time.time() - last_sign > GIVE_UP_SECONDS:
+            raise ConfigError(
+                f"shard 0 has shown no sign of life for {GIVE_UP_SECONDS / 60:.0f} min and the "
+                "suite's pretraining runs are not all done: start shard 0 (it resumes them), "
+                "then this shard again"
+            )
         if not announced:
             log.info("waiting for shard 0 to finish the suite's pretraining runs")
             announced = True
