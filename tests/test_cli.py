@@ -4,8 +4,8 @@ import re
 import pytest
 from conftest import TINY_DATA
 
-from convperceiver.cli import build_parser, main
-from convperceiver.engine.command import split_videos_and_overrides
+from convperceiver.arguments import split_videos_and_overrides
+from convperceiver.cli import build_parser, main, parse
 from convperceiver.errors import ConfigError
 
 
@@ -89,12 +89,35 @@ def test_an_argument_with_equals_is_an_override_unless_it_is_a_file(tmp_path):
     video = tmp_path / "take=2.avi"
     video.write_bytes(b"")
     videos, overrides = split_videos_and_overrides(
-        ["a.mp4", "eval.num_clips=3", str(video), "eval.aggregate=majority"]
+        ["a.mp4", "eval.num_clips=3", str(video), "eval.aggregate=majority"], command="predict"
     )
     assert videos == ["a.mp4", str(video)]
     assert overrides == ["eval.num_clips=3", "eval.aggregate=majority"]
-    with pytest.raises(ConfigError, match="no VIDEO"):
-        split_videos_and_overrides(["eval.num_clips=3"])
+    with pytest.raises(ConfigError, match=r"^explain: no VIDEO"):
+        split_videos_and_overrides(["eval.num_clips=3"], command="explain")
+
+
+def test_overrides_may_follow_options():
+    evaluate = parse(["evaluate", "--checkpoint", "c.ckpt", "a=1", "--json", "b=2"])
+    assert evaluate.overrides == ["a=1", "b=2"] and evaluate.json
+    predict = parse(["predict", "--checkpoint", "c.ckpt", "v.mp4", "--topk", "3", "a=1"])
+    assert predict.inputs == ["v.mp4", "a=1"] and predict.topk == 3
+    explain = parse(["explain", "--checkpoint", "c.ckpt", "v.mp4", "--latents", "2", "a=1"])
+    assert explain.inputs == ["v.mp4", "a=1"] and explain.latents == 2
+
+
+@pytest.mark.parametrize("extra", ["--bogus", "stray"])
+def test_what_is_neither_an_option_nor_an_override_is_refused(extra, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(["evaluate", "--checkpoint", "c.ckpt", "a=1", "--json", extra])
+    assert exit_info.value.code == 2
+    assert f"unrecognized arguments: {extra}" in capsys.readouterr().err
+
+
+def test_explain_takes_one_video(tiny_run, capsys):
+    checkpoint, video = tiny_run
+    assert main(["explain", "--checkpoint", str(checkpoint), str(video), str(video)]) == 2
+    assert "explain: one VIDEO at a time, got 2" in capsys.readouterr().err
 
 
 def test_predict_applies_override_positionals(tiny_run, capsys):

@@ -115,12 +115,14 @@ def test_bad_requests_are_explain_errors(tiny_run, trained, tmp_path):
 def test_cli_explain_prints_the_files_and_the_top_classes(tiny_run, tmp_path, capsys):
     checkpoint, video = tiny_run
     argv = ["explain", "--checkpoint", str(checkpoint), str(video), "--out", str(tmp_path)]
-    code = main([*argv, "--latents", "1"])
+    code = main([*argv, "--latents", "1", "eval.num_frames=6"])
     out = capsys.readouterr().out
     assert code == 0
-    assert str(tmp_path / f"{video.stem}_explain.gif") in out
-    assert str(tmp_path / f"{video.stem}_explain.png") in out
+    gif = tmp_path / f"{video.stem}_explain.gif"
+    assert str(gif) in out and str(tmp_path / f"{video.stem}_explain.png") in out
     assert "cross-attention" in out and "moving_" in out
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 6  # the override's clip, not the checkpoint's 4 frames
 
 
 def test_cli_explain_on_an_unreadable_video_is_one_line(tiny_run, tmp_path, capsys):

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from convperceiver.errors import ConfigError
+
 if TYPE_CHECKING:
     from convperceiver.config import Config
 
@@ -22,6 +24,9 @@ AMP_HELP = (
     "bf16 autocast for inference: auto (the default) where the device has native bf16"
     " (AVX512-BF16 or AMX CPUs, Ampere+ GPUs), bf16 always, off for fp32"
 )
+
+
+CHECKPOINT_CONFIG = "the checkpoint's config"  # what --config merges over, given a checkpoint
 
 
 def set_handler(parser: argparse.ArgumentParser, handler: Handler) -> None:
@@ -59,3 +64,16 @@ def load_args_config(args: argparse.Namespace) -> Config:
 
 def print_json(obj: object) -> None:
     print(json.dumps(obj, indent=2, default=str))
+
+
+def split_videos_and_overrides(
+    arguments: list[str], *, command: str
+) -> tuple[list[str], list[str]]:
+    """(videos, overrides): an argument with `=` that is not an existing file is an override."""
+    videos, overrides = [], []
+    for argument in arguments:
+        is_override = "=" in argument and not Path(argument).exists()
+        (overrides if is_override else videos).append(argument)
+    if not videos:
+        raise ConfigError(f"{command}: no VIDEO among {' '.join(arguments)}")
+    return videos, overrides

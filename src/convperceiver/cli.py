@@ -56,8 +56,25 @@ def _setup_logging(*, verbose: bool) -> None:
     package_log.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; `key=value` overrides may come after options too.
+
+    argparse takes a command's positionals in one run, so an override written after an option
+    (`explain --checkpoint C clip.mp4 --latents 2 eval.num_frames=8`) would be refused.
+    """
+    parser = build_parser()
+    args, unparsed = parser.parse_known_args(argv)
+    late = [a for a in unparsed if "=" in a and not a.startswith("-")]
+    positionals = "overrides" if hasattr(args, "overrides") else "inputs"
+    if len(late) < len(unparsed) or (late and getattr(args, positionals, None) is None):
+        parser.error(f"unrecognized arguments: {' '.join(unparsed)}")
+    if late:
+        setattr(args, positionals, [*getattr(args, positionals), *late])
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     _setup_logging(verbose=args.verbose)
     handler: Handler = args.handler
     try:

@@ -156,12 +156,17 @@ def export_checkpoint(
     out: str | Path | None = None,
     frames: int | None = None,
     video: str | Path | None = None,
+    overrides: list[str] | None = None,
+    config_path: str | Path | None = None,
 ) -> ExportResult:
     """`export_model` on a trained checkpoint: the file takes clips of `frames` frames (default:
-    the checkpoint's evaluation clip) and lands in `out` (default: beside the checkpoint)."""
+    the checkpoint's evaluation clip) and lands in `out` (default: beside the checkpoint).
+
+    `config_path` and `overrides` change the checkpoint's config as for `predict`.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"fmt={fmt!r} is not one of: {', '.join(FORMATS)}")
-    overrides = [] if frames is None else [f"eval.num_frames={frames}"]
-    model, config, _ = model_from_checkpoint(checkpoint, overrides)
+    overrides = [*(overrides or []), *([] if frames is None else [f"eval.num_frames={frames}"])]
+    model, config, _ = model_from_checkpoint(checkpoint, overrides, config_path)
     out = Path(out) if out is not None else Path(checkpoint).with_suffix(SUFFIXES[fmt])
     return export_model(model, config, fmt=fmt, out=out, video=video)

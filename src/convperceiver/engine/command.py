@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from convperceiver.arguments import (
+    CHECKPOINT_CONFIG,
     Subcommands,
     add_amp_argument,
     add_config_arguments,
@@ -14,10 +15,8 @@ from convperceiver.arguments import (
     load_args_config,
     print_json,
     set_handler,
+    split_videos_and_overrides,
 )
-from convperceiver.errors import ConfigError
-
-CHECKPOINT_CONFIG = "the checkpoint's config"
 
 
 def _print_metrics(title: str, metrics: dict[str, float], folder: Path) -> None:
@@ -59,17 +58,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def split_videos_and_overrides(arguments: list[str]) -> tuple[list[str], list[str]]:
-    """(videos, overrides): an argument with `=` that is not an existing file is an override."""
-    videos, overrides = [], []
-    for argument in arguments:
-        is_override = "=" in argument and not Path(argument).exists()
-        (overrides if is_override else videos).append(argument)
-    if not videos:
-        raise ConfigError(f"predict: no VIDEO among {' '.join(arguments)}")
-    return videos, overrides
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
@@ -78,7 +66,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from convperceiver.engine.train import model_from_checkpoint
     from convperceiver.models.runtime import inference_dtype
 
-    paths, overrides = split_videos_and_overrides(args.inputs)
+    paths, overrides = split_videos_and_overrides(args.inputs, command="predict")
     videos = video_files(paths)
     amp = inference_dtype(args.amp, torch.device("cpu"))
     model, config, class_names = model_from_checkpoint(args.checkpoint, overrides, args.config)

@@ -5,26 +5,37 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from convperceiver.arguments import Subcommands, set_handler
+from convperceiver.arguments import (
+    CHECKPOINT_CONFIG,
+    Subcommands,
+    add_config_arguments,
+    set_handler,
+    split_videos_and_overrides,
+)
+from convperceiver.errors import ConfigError
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from convperceiver.engine.train import model_from_checkpoint
     from convperceiver.explain.explain import explain_video
 
-    model, config, class_names = model_from_checkpoint(args.checkpoint)
+    videos, overrides = split_videos_and_overrides(args.inputs, command="explain")
+    if len(videos) > 1:
+        raise ConfigError(f"explain: one VIDEO at a time, got {len(videos)}: {' '.join(videos)}")
+    video = Path(videos[0])
+    model, config, class_names = model_from_checkpoint(args.checkpoint, overrides, args.config)
     result = explain_video(
         model,
         config,
         class_names,
-        args.video,
+        video,
         out=args.out,
         class_name=args.class_name,
         latents=args.latents,
     )
     top = ", ".join(f"{label} {p:.3f}" for label, p in result.top)
     explained = f" for {result.class_name}" if result.class_name else ""
-    print(f"{args.video}: {result.method}{explained}; top-5 of the clip: {top}")
+    print(f"{video}: {result.method}{explained}; top-5 of the clip: {top}")
     for path in result.paths:
         print(f"wrote {path}")
     return 0
@@ -35,7 +46,10 @@ def add_parser(commands: Subcommands) -> None:
         "explain", help="attention or Grad-CAM heat maps on the middle clip of a video"
     )
     explain.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT")
-    explain.add_argument("video", type=Path, metavar="VIDEO")
+    add_config_arguments(explain, overrides=False, base=CHECKPOINT_CONFIG)
+    explain.add_argument(
+        "inputs", nargs="+", metavar="VIDEO|key=value", help="one video, then config overrides"
+    )
     explain.add_argument(
         "--out", type=Path, default=Path("explain"), help="folder for the GIF and the PNG"
     )
