@@ -28,7 +28,7 @@ def test_defaults_yaml_and_overrides_merge_in_order(tmp_path):
         ("model.cnn_blocks=0", r"model.cnn_blocks=0 must be in 1..8"),
         ("model.arch=vit", r"model.arch='vit' is not one of: hybrid, baseline"),
         ("optim.scheduler=poly", r"is not one of: cosine, step, none"),
-        ("trainer.precision=64", r"is not one of: 32, bf16-mixed, 16-mixed"),
+        ("trainer.precision=64", r"is not one of: 32, bf16-mixed, 16-mixed, auto"),
         ("data.split=4", r"data.split=4 must be 1, 2 or 3"),
         ("cnn_blocks", r"not of the form key=value"),
         ("data.synth_classes=4", r"'data.synth_classes' is now 'data.synthetic.classes'"),

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -280,3 +281,18 @@ def test_predict_in_bf16_gives_the_fp32_probabilities_to_bf16_precision(
     for label, fp32 in probabilities["off"].items():
         assert probabilities["bf16"][label] == pytest.approx(fp32, abs=0.03)
     assert probabilities["off"] != probabilities["bf16"]  # bf16 did run
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16-mixed"), (False, "32-true")])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(native, expected, monkeypatch, caplog):
+    from convperceiver.engine.train import make_trainer
+    from convperceiver.models import runtime
+
+    monkeypatch.setattr(runtime, "bf16_supported", lambda device: native and device.type == "cpu")
+    caplog.set_level(logging.INFO, logger="convperceiver")
+    config = load_config(None, ["trainer.accelerator=cpu", "trainer.precision=auto"])
+    assert make_trainer(config, None).precision == expected
+    assert f"trainer.precision=auto: {expected.removesuffix('-true')}" in caplog.text
+    # A precision asked for by name is kept whatever the device has.
+    config = load_config(None, ["trainer.accelerator=cpu", "trainer.precision=32"])
+    assert make_trainer(config, None).precision == "32-true"

@@ -124,7 +124,7 @@ class TrainerConfig:
     devices: str = "auto"  # auto | a count | a list such as "0,1"
     num_nodes: int = 1
     strategy: str = "auto"  # auto | ddp | ddp_spawn | ...
-    precision: str = "32"  # 32 | bf16-mixed | 16-mixed
+    precision: str = "32"  # 32 | bf16-mixed | 16-mixed | auto: bf16-mixed where bf16 is native
     channels_last: bool = True  # the CNN in channels_last_3d: faster convolutions, same values
     accumulate_grad_batches: int = 1
     gradient_clip_val: float = 0.0  # 0 = off
@@ -186,7 +186,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "eval.aggregate": ("mean", "majority"),
     "optim.optimizer": ("adamw", "adam", "sgd"),
     "optim.scheduler": ("cosine", "step", "none"),
-    "trainer.precision": ("32", "bf16-mixed", "16-mixed"),
+    "trainer.precision": ("32", "bf16-mixed", "16-mixed", "auto"),
     "pretrain.target": ("pixels", "pixels+teacher"),
 }
 

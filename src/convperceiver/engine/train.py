@@ -29,6 +29,7 @@ from convperceiver.engine.reports import plot_curves, write_evaluation, write_pr
 from convperceiver.errors import ConfigError, DatasetError
 from convperceiver.models import FreezableClassifier, build_model
 from convperceiver.models.init_from import load_init_weights
+from convperceiver.models.runtime import training_precision
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +148,15 @@ def make_trainer(config: Config, run_dir: Path | None, **kwargs: Any) -> pl.Trai
     devices: Any = trainer.devices
     if devices != "auto" and "," not in devices:
         devices = int(devices)
+    precision = training_precision(trainer.precision, trainer.accelerator)
+    if precision != trainer.precision:
+        log.info("trainer.precision=%s: %s", trainer.precision, precision)
     return pl.Trainer(
         accelerator=trainer.accelerator,
         devices=devices,
         num_nodes=trainer.num_nodes,
         strategy=trainer.strategy,
-        precision=trainer.precision,
+        precision=precision,
         deterministic=trainer.deterministic,
         enable_progress_bar=config.run.progress_bar,
         default_root_dir=run_dir,

@@ -55,6 +55,15 @@ def bf16_supported(device: torch.device) -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def training_precision(precision: str, accelerator: str) -> str:
+    """`trainer.precision` for Lightning: auto is bf16-mixed where the training device has
+    native bf16 (AVX512-BF16 or AMX CPUs, Ampere+ GPUs), else 32; other values pass through."""
+    if precision != "auto":
+        return precision
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "bf16-mixed" if bf16_supported(torch.device("cuda" if on_gpu else "cpu")) else "32"
+
+
 def inference_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of inference for amp: auto (bf16 where native) | bf16 | off (None)."""
     if amp not in AMP_CHOICES:
