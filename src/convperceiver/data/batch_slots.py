@@ -1,9 +1,9 @@
 """Shared-memory slots, allocated once, that carry batches of clips from loader workers.
 
 A DataLoader worker stacks each batch into fresh shared memory and passes its file descriptor
-over a socket, one per tensor. For 8 clips of 16x112x112x3 uint8 that costs the worker about
-4 ms a batch (the new pages fault in) and the main process about 2 ms (receiving and mapping
-them), next to the 50 ms it takes to decode the batch from the cache. Here each worker owns a
+over a socket, one per tensor: the worker pays for the new pages to fault in, the main process
+for receiving and mapping them, at every batch. Through the cache that was up to a third of
+what decoding a clip costs (`benchmarks/bench_loader.py` times both ways). Here each worker owns a
 ring of slots allocated before the workers start. It stacks a batch's clips into a free slot
 and sends the slot's number; the small fields travel by value. The main process turns the
 number back into a tensor viewing the slot as it unpickles the batch, so what comes out of
