@@ -80,7 +80,9 @@ def ours(
     if slots:
         return module.train_dataloader(), module.set_epoch
     dataset = module.train_dataset()
-    loader = clip_loader(dataset, batch_size=8, num_workers=workers, shuffle=True)
+    loader = clip_loader(
+        dataset, batch_size=module.data.batch_size, num_workers=workers, shuffle=True
+    )
     return loader, dataset.set_epoch
 
 
