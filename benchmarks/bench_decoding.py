@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from convperceiver.data import video
-from convperceiver.data.video import decode_all_frames, decode_clip, probe_video, write_video
+from convperceiver.data import video_container
+from convperceiver.data.video import decode_all_frames, decode_clip, probe_video
+from convperceiver.data.video_write import write_video
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 SIZE = (128, 171)  # (height, width), the pretrained weights' resize
@@ -131,7 +132,7 @@ def report(rows: list[dict]) -> dict:
     long_rows = [r for r in rows if r["duration_s"] >= 9.5]
     if long_rows:
         summary["ours/full_geomean_10s_files"] = geometric_mean([r["ours/full"] for r in long_rows])
-    return {"thread_type": video.THREAD_TYPE, "files": rows, "summary": summary}
+    return {"thread_type": video_container.THREAD_TYPE, "files": rows, "summary": summary}
 
 
 def format_table(result: dict) -> str:
@@ -159,12 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=1.0, help="time per file and method")
     parser.add_argument(
         "--thread-type",
-        default=video.THREAD_TYPE,
+        default=video_container.THREAD_TYPE,
         choices=["NONE", "SLICE", "FRAME", "AUTO"],
         help="PyAV decoder threading to measure (default: the library's)",
     )
     args = parser.parse_args(argv)
-    video.THREAD_TYPE = args.thread_type
+    video_container.THREAD_TYPE = args.thread_type
     shared = sorted(SHARED_VIDEOS.glob("*.mp4")) + sorted(SHARED_VIDEOS.glob("*.avi"))
     if not shared:
         print(

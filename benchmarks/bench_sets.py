@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convperceiver.data.video import write_video
+from convperceiver.data.video_write import write_video
 
 DEFAULT_ROOT = Path.home() / ".cache" / "convperceiver-bench"
 CLASSES = 10

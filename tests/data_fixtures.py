@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convperceiver.data.video import write_video
+from convperceiver.data.video_write import write_video
 
 # The repository's parent holds shared/, here and in a fresh clone beside it.
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"

@@ -21,14 +21,15 @@ from data_fixtures import (
     write_tiny,
 )
 
-from convperceiver.data import video as video_module
+from convperceiver.data import video_container
 from convperceiver.data.clip_sampling import uniform_clip_times
 from convperceiver.data.datasets import EvalClipDataset, TrainClipDataset
 from convperceiver.data.eval_clips import EvalClipSpec
 from convperceiver.data.records import VideoRecord
 from convperceiver.data.transforms import train_transform
-from convperceiver.data.video import decode_all_frames, decode_clip, probe_video, write_video
+from convperceiver.data.video import decode_all_frames, decode_clip, probe_video
 from convperceiver.data.video_cuda import cuda_decoding_problem
+from convperceiver.data.video_write import write_video
 from convperceiver.errors import VideoError
 
 SIZE = (64, 86)  # (height, width): small, so the full reference decodes stay fast
@@ -272,9 +273,9 @@ def test_decode_clip_needs_times(tiny_files):
 
 @pytest.mark.skipif(cuda_decoding_problem() is None, reason="GPU decoding runs here: no fallback")
 def test_gpu_decoder_falls_back_to_pyav_and_says_why_once(tiny_files, caplog, monkeypatch):
-    monkeypatch.setattr(video_module, "_warned", set())
+    monkeypatch.setattr(video_container, "WARNED", set())
     path, times = tiny_files[0], [0.0, 0.5, 1.1]
-    with caplog.at_level(logging.WARNING, logger=video_module.__name__):
+    with caplog.at_level(logging.WARNING, logger=video_container.__name__):
         clips = [decode_clip(path, times, size=SIZE, decoder="torchcodec-cuda") for _ in range(2)]
     assert all(torch.equal(clip, decode_clip(path, times, size=SIZE)) for clip in clips)
     (line,) = [r.getMessage() for r in caplog.records if "torchcodec-cuda" in r.getMessage()]

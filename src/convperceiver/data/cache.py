@@ -25,7 +25,8 @@ from tqdm import tqdm
 from convperceiver.data.layouts import dataset_subsets, video_root
 from convperceiver.data.records import VideoRecord
 from convperceiver.data.synthetic import ensure_synthetic
-from convperceiver.data.video import decode_all_frames, probe_video, write_video
+from convperceiver.data.video import decode_all_frames, probe_video
+from convperceiver.data.video_write import write_video
 from convperceiver.errors import ConfigError, ConvPerceiverError, DatasetError, VideoError
 
 if TYPE_CHECKING:

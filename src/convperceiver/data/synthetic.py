@@ -22,7 +22,7 @@ import numpy as np
 
 from convperceiver.config import SYNTHETIC_MINIMUMS, DataConfig
 from convperceiver.data.synthetic_render import BACKGROUNDS, PAIRS, SYNTHETIC_CLASSES, render_video
-from convperceiver.data.video import write_video
+from convperceiver.data.video_write import write_video
 from convperceiver.errors import ConfigError, DatasetError
 
 VERSION = 2  # bump when rendering changes, so a set drawn by older code is not taken for a new one
