@@ -47,13 +47,19 @@ def write_suite(folder: Path, root: Path, *, variant_override: str = "model.self
     return suite
 
 
-def test_suite_runs_tabulates_plots_and_resumes(tmp_path, tiny_synthetic_root, monkeypatch):
-    suite_file = write_suite(tmp_path, tiny_synthetic_root)
-    calls = []
+def record_training(monkeypatch) -> list:
+    """ablation.train, still training, with every config it is given recorded in the list."""
+    configs = []
     real_train = ablation.train
     monkeypatch.setattr(
-        ablation, "train", lambda config: calls.append(config) or real_train(config)
+        ablation, "train", lambda config: configs.append(config) or real_train(config)
     )
+    return configs
+
+
+def test_suite_runs_tabulates_plots_and_resumes(tmp_path, tiny_synthetic_root, monkeypatch):
+    suite_file = write_suite(tmp_path, tiny_synthetic_root)
+    calls = record_training(monkeypatch)
 
     assert main(["ablate", "--suite", str(suite_file), "--report", str(tmp_path / "report")]) == 0
     assert len(calls) == 2
@@ -232,11 +238,7 @@ def write_pretraining_suite(folder: Path, root: Path) -> Path:
 
 def test_a_suite_pretrains_once_and_fine_tunes_from_it(tmp_path, tiny_synthetic_root, monkeypatch):
     suite_file = write_pretraining_suite(tmp_path, tiny_synthetic_root)
-    trained = []
-    real_train = ablation.train
-    monkeypatch.setattr(
-        ablation, "train", lambda config: trained.append(config) or real_train(config)
-    )
+    trained = record_training(monkeypatch)
     assert main(["ablate", "--suite", str(suite_file)]) == 0
     out = tmp_path / "out"
     checkpoint = out / "pretraining" / "masked" / "checkpoints" / "last.ckpt"
